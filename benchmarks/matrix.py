@@ -1,0 +1,86 @@
+"""The matrix: models x compression presets x probes, with marks, order and retention floors.
+
+    for case in cases(select_models("default")): print(case.id, case.marks)
+
+The case id ``<model>__<preset>__<probe>`` is the pytest id, the record file name and the
+leaderboard row key. Marks make ``-k``/``-m`` selections mean what users expect:
+family (masked, seq2seq, causal), architecture (llama, gemma3, bert, t5, ...), bit width
+(int8, int4, ...; quantized presets only), method (baseline, pruning, quantization), probe kind
+(lama) and model source (default, hub, tiny). tests/test_ids.py enforces the id rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.models import MODELS, ModelSpec
+from compressors import PRESETS, Preset
+from probes import PROBES, Probe
+
+# Retention floors, the one place they live: compressed P@1 / dense P@1 on the same facts.
+# A case fails when retention is below its floor AND the paired (McNemar) test says the drop is
+# real. Presets not listed record without gating (sparse-70 and up destroy small models' facts
+# by design; gating them would only say what the paper already showed).
+FLOORS: dict[str, float] = {
+    "sparse-10": 0.90, "sparse-20": 0.85, "sparse-30": 0.75, "sparse-40": 0.60,
+    "sparse-50": 0.40, "sparse-60": 0.20, "int8-dyn": 0.50,
+}
+METHOD_MARK = {"none": "baseline", "global-magnitude": "pruning", "dynamic-int8": "quantization"}
+
+
+@dataclass(frozen=True)
+class Case:
+    model: ModelSpec
+    preset: Preset
+    probe: Probe
+
+    @property
+    def id(self) -> str:
+        return f"{self.model.id}__{self.preset.id}__{self.probe.id}"
+
+    @property
+    def floor(self) -> float | None:
+        return FLOORS.get(self.preset.id)
+
+    @property
+    def marks(self) -> tuple[str, ...]:
+        source = "default" if self.model.default else self.model.source
+        marks = [self.model.family, self.model.arch, METHOD_MARK[self.preset.method],
+                 self.probe.kind, source]
+        if self.preset.bits:
+            marks.append(f"int{self.preset.bits}")
+        return tuple(dict.fromkeys(marks))
+
+
+def select_models(which: str) -> list[ModelSpec]:
+    """'default' | 'tiny' | 'all' | comma-separated model ids."""
+    if which == "default":
+        return [m for m in MODELS.values() if m.default]
+    if which == "tiny":
+        return [m for m in MODELS.values() if m.source == "tiny"]
+    if which == "all":
+        return list(MODELS.values())
+    chosen = []
+    for mid in filter(None, (x.strip() for x in which.split(","))):
+        if mid not in MODELS:
+            import difflib
+            near = difflib.get_close_matches(mid, MODELS, n=3)
+            raise KeyError(f"unknown model {mid!r}" + (f"; did you mean {', '.join(near)}?" if near
+                                                        else f"; known: {', '.join(MODELS)}"))
+        chosen.append(MODELS[mid])
+    return chosen
+
+
+def cases(models: list[ModelSpec]) -> list[Case]:
+    """Every compatible combination, ordered so each model's cases run together, baseline first
+    (incompatible probe/family pairs are not collected, so counts stay honest)."""
+    out = [Case(m, p, b) for m in models for p in PRESETS.values() for b in PROBES.values()
+           if m.family in b.families]
+    preset_order = {pid: i for i, pid in enumerate(PRESETS)}   # `none` registers first
+    probe_order = {pid: i for i, pid in enumerate(PROBES)}
+    model_order = {m.id: i for i, m in enumerate(models)}
+    return sorted(out, key=lambda c: (model_order[c.model.id], preset_order[c.preset.id],
+                                      probe_order[c.probe.id]))
+
+
+def all_marks() -> set[str]:
+    return {mark for c in cases(list(MODELS.values())) for mark in c.marks}

