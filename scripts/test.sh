@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The tests: set up, unit tests on tiny models built in code, then a small real-model smoke
+# selection, and a leaderboard build from its records. Used by CI (.ci/run).
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+. scripts/lama_dir.sh
+SMOKE=$(mktemp -d)
+run() {   # pytest exits 5 when nothing was collected: that is a failure here, not a pass
+  set +e; python -m pytest "$@"; rc=$?; set -e
+  if [ $rc -eq 5 ]; then echo "error: no tests ran for: pytest $*" >&2; exit 1; fi
+  [ $rc -eq 0 ] || exit $rc
+}
+run tests -q
+run benchmarks --tiny --limit 1 --results-dir "$SMOKE" -q --benchmark-disable
+run benchmarks -k "smollm2 and (none or sparse-50 or int8-dyn) and trex" --limit 2 \
+  --results-dir "$SMOKE" -q --benchmark-columns=mean,rounds
+run benchmarks -k "gemma and none and trex" --limit 1 --results-dir "$SMOKE" -q \
+  --benchmark-columns=mean,rounds
+python site/build.py "$SMOKE" -o "$SMOKE/site"

@@ -1,0 +1,140 @@
+"""Render the leaderboard: JSON records in, a static HTML site out (Jinja2, autoescaped).
+
+    python site/build.py results/records -o results/site
+
+Reads records only (never imports torch, compressors or probes). Several results folders
+merge; the latest record of a case wins. A record of an unknown schema stops the build with
+its file name. Retention is computed here, on the facts a case shares with its baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))   # `site` is not a package (the stdlib owns that name)
+
+from benchmarks.record import RecordError, read_records  # noqa: E402
+
+
+def merge(folders: list[Path]) -> dict[str, dict]:
+    latest: dict[str, dict] = {}
+    for folder in folders:
+        for rec in read_records(folder):
+            cur = latest.get(rec["case_id"])
+            if cur is None or rec["timestamps"]["finished"] >= cur["timestamps"]["finished"]:
+                latest[rec["case_id"]] = rec
+    return latest
+
+
+def _correct(rec) -> dict[str, bool]:
+    return {e["uid"]: e["rank"] == 1 for e in rec["examples"]}
+
+
+def retention(rec: dict, base: dict | None) -> float | None:
+    """Compressed P@1 / baseline P@1 over the facts both records scored."""
+    if base is None or base.get("status") != "ok" or rec.get("status") != "ok":
+        return None
+    b, c = _correct(base), _correct(rec)
+    shared = b.keys() & c.keys()
+    if not shared:
+        return None
+    b_val = sum(b[k] for k in shared)
+    return (sum(c[k] for k in shared) / b_val) if b_val else None
+
+
+def rows(records: dict[str, dict]):
+    """One row per model x preset; cells per probe. Returns (rows, probe ids, models)."""
+    by_key: dict[tuple, dict] = {}
+    probes: list[str] = []
+    models: dict[str, dict] = {}
+    for case_id, rec in sorted(records.items()):
+        model_id, preset_id, probe_id = case_id.split("__")
+        if probe_id not in probes:
+            probes.append(probe_id)
+        models.setdefault(model_id, rec["model"])
+        row = by_key.setdefault((model_id, preset_id), {
+            "model": model_id, "preset": preset_id, "model_info": rec["model"],
+            "preset_info": rec["preset"], "cells": {}, "baseline": preset_id == "none"})
+        base = records.get(f"{model_id}__none__{probe_id}")
+        cell = {"status": rec["status"], "case_id": case_id}
+        if rec["status"] == "ok":
+            main = rec["metrics"]["p_at_1"]
+            cell.update(value=main["value"], stderr=main["stderr"], n=rec["n"],
+                        mrr=rec["metrics"]["mrr"]["value"],
+                        retention=None if preset_id == "none" else retention(rec, base),
+                        verdict=rec["gate"]["verdict"], latency=rec["latency"]["ms_per_example"],
+                        rss=rec["memory"]["peak_rss_bytes"], limit=rec["probe"]["limit"])
+            row["weight_bytes"] = rec["memory"]["weight_bytes"]
+            row["preset_info"] = rec["preset"]
+        else:
+            cell["error"] = rec.get("error", "failed")
+        row["cells"][probe_id] = cell
+    order = {"none": 0}
+    out = sorted(by_key.values(), key=lambda r: (r["model"], order.get(r["preset"], 1),
+                                                 _preset_sort(r["preset"])))
+    return out, probes, models
+
+
+def _preset_sort(pid: str):
+    parts = pid.split("-")
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+
+def _fmt_bytes(n):
+    if n is None:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _ret_class(r):
+    if r is None:
+        return "na"
+    return "good" if r >= 0.9 else "warn" if r >= 0.6 else "bad"
+
+
+def build(folders: list[Path], out: Path) -> Path:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    records = merge(folders)
+    if not records:
+        raise RecordError(f"no records in {', '.join(map(str, folders))}: run the benchmark first")
+    table, probes, models = rows(records)
+    env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["bytes"] = _fmt_bytes
+    env.filters["retclass"] = _ret_class
+    envs = {tuple(sorted((k, str(v)) for k, v in r["environment"].items() if k != "git_sha"))
+            for r in records.values()}
+    html = env.get_template("index.html").render(
+        rows=table, probes=probes, models=models, n_records=len(records),
+        environments=[dict(e) for e in sorted(envs)],
+        git_shas=sorted({r["environment"]["git_sha"] for r in records.values()}))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(html)
+    tmp.replace(out / "index.html")
+    shutil.copy(HERE / "static" / "style.css", out / "style.css")
+    return out / "index.html"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Build the knowledge-cost leaderboard from records.")
+    ap.add_argument("results", nargs="+", type=Path, help="results folder(s) of JSON records")
+    ap.add_argument("-o", "--out", type=Path, default=Path("results/site"))
+    args = ap.parse_args(argv)
+    try:
+        path = build(args.results, args.out)
+    except RecordError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"leaderboard: {path.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Test doubles and fixtures data: fake models with a fixed preference, tiny LAMA folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class _Fixed(torch.nn.Module):
+    """Every position predicts the same distribution: softmax(bias)."""
+
+    def __init__(self, bias: torch.Tensor):
+        super().__init__()
+        self.bias = torch.nn.Parameter(bias.clone(), requires_grad=False)
+        self.config = SimpleNamespace(decoder_start_token_id=0)
+
+    def _logits(self, ids):
+        return self.bias.expand(ids.shape[0], ids.shape[1], -1)
+
+
+class FakeCausal(_Fixed):
+    def forward(self, input_ids, attention_mask=None, **_):
+        return SimpleNamespace(logits=self._logits(input_ids))
+
+
+class FakeMasked(FakeCausal):
+    pass
+
+
+class FakeSeq2Seq(_Fixed):
+    def forward(self, input_ids, attention_mask=None, decoder_input_ids=None, **_):
+        return SimpleNamespace(logits=self._logits(decoder_input_ids))
+
+
+FAKES = {"causal": FakeCausal, "masked": FakeMasked, "seq2seq": FakeSeq2Seq}
+
+
+def write_lama(root: Path, facts: list[tuple[str, str]], template="[X] was born in [Y] .",
+               relation="P19") -> Path:
+    """A minimal LAMA folder: relations.jsonl and TREx/<relation>.jsonl with (subject, object)."""
+    (root / "TREx").mkdir(parents=True, exist_ok=True)
+    (root / "relations.jsonl").write_text(json.dumps(
+        {"relation": relation, "template": template, "type": "N-1"}) + "\n")
+    with open(root / "TREx" / f"{relation}.jsonl", "w") as f:
+        for i, (s, o) in enumerate(facts):
+            f.write(json.dumps({"sub_label": s, "obj_label": o, "uuid": f"u{i}"}) + "\n")
+    return root
+
+
+def shared_lama() -> Path:
+    import os
+    path = Path(os.environ.get("KCB_LAMA_DIR", REPO.parent / "shared" / "data" / "lama"))
+    if not (path / "relations.jsonl").is_file():
+        raise RuntimeError(f"LAMA data not found at {path}: set KCB_LAMA_DIR to the LAMA folder")
+    return path
