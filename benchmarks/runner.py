@@ -129,15 +129,22 @@ class Runner:
         self._dense = None          # (model id, model, tokenizer, info)
         self._compressed = None     # (model id, preset id, model, effect)
         self._baselines: dict = {}  # (model id, probe id) -> ProbeResult
+        self._unavailable: dict = {}  # model id -> ModelUnavailable (asked once per session)
         self.summary: list[dict] = []
         self.env = environment(device)
 
     # -- models ------------------------------------------------------------------------------
     def dense(self, spec):
+        if spec.id in self._unavailable:
+            raise self._unavailable[spec.id]
         if self._dense is None or self._dense[0] != spec.id:
             self._dense = self._compressed = None
             gc.collect()
-            model, tok, info = model_registry.load(spec, self.device)
+            try:
+                model, tok, info = model_registry.load(spec, self.device)
+            except model_registry.ModelUnavailable as exc:
+                self._unavailable[spec.id] = exc
+                raise
             self._dense = (spec.id, model, tok, info)
         return self._dense[1:]
 
