@@ -81,4 +81,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         ret = "" if row["retention"] is None else f"{row['retention']:.3f}"
         tr.write_line(f"{row['case_id']:58} {row['value']:.3f} ± {row['stderr']:.3f} "
                       f"{ret:>9}  {row['verdict']}  (n={row['n']})")
-    tr.write_line(f"records: {r.results_dir.resolve()}")
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux -> GiB
+    tr.write_line(f"records: {r.results_dir.resolve()}   peak RSS of this run: {peak:.2f} GiB")

@@ -119,46 +119,60 @@ def _trie(plan) -> dict:
 _TRIES: dict = {}
 
 
-def _trie_search(plans, root_rows, next_rows, full_scores, batch_size):
-    """Fill plan.scores with the exact score of every candidate that could outrank the gold.
+def _path_children(plan, c, rows) -> tuple[float, dict]:
+    """From the log-prob rows along candidate c's sequence (row i predicts token i), its exact
+    score and, for every prefix on the path, the log-probs of that prefix's children in the trie."""
+    trie, seq = _trie(plan), plan.seqs[c]
+    score = float(rows[torch.arange(len(seq)), torch.tensor(seq, device=rows.device)].sum())
+    known = {}
+    for i in range(len(seq)):
+        prefix = tuple(seq[:i])
+        kids = list(trie.get(prefix, {}))
+        known[prefix] = dict(zip(kids, rows[i, kids].tolist()))
+    return score, known
 
-    Best-bound search over the candidates' token trie: a prefix's log-prob bounds every
-    candidate below it, so a prefix is extended (one more forward pass) only while it still
-    beats the gold's exact score; a prefix with a single candidate below is scored in full in
-    one teacher-forced pass. root_rows[i]: log-prob row at the slot for plans[i];
-    next_rows([(plan, prefix)]) -> the row after each prefix; full_scores([(plan, c)]) -> scores.
+
+def _trie_search(plans, path_rows, batch_size):
+    """Exact score for the gold and for every candidate that could outrank it.
+
+    A prefix's log-prob bounds every candidate below it. One teacher-forced pass over a
+    candidate's whole sequence gives the next-token distribution after each of its prefixes, so
+    a pass both scores that candidate and reveals the children of every prefix on its path. The
+    search starts from the gold's path and opens a path below a prefix only while that prefix
+    still beats the gold's score. path_rows([(plan, c)]) -> rows (len(seq), V) per item.
     """
-    frontier, direct = [], []
-
-    def expand(plan, prefix, logp, row):
-        gold = plan.scores[plan.gold]
-        for tok, (ending, below) in _trie(plan).get(prefix, {}).items():
-            s = logp + float(row[tok])
-            for c in ending:
-                if c != plan.gold:
-                    plan.scores[c] = s
-            if not below or s <= gold:
-                continue                       # nothing below can beat the gold
-            if len(below) == 1:
-                if below[0] != plan.gold:
-                    direct.append((plan, below[0]))
-            else:
-                frontier.append((plan, prefix + (tok,), s))
-
-    for plan, row in zip(plans, root_rows):
-        expand(plan, (), 0.0, row)
-    while frontier or direct:
-        todo, frontier = frontier, []
+    known = {id(p): {} for p in plans}      # plan -> prefix -> {child token: log-prob}
+    todo = [(p, p.gold) for p in plans]
+    pending = [(p, (), 0.0) for p in plans]   # (plan, prefix, log-prob) nodes to open
+    while todo:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            rows = next_rows([(plan, prefix) for plan, prefix, _ in chunk])
-            for (plan, prefix, logp), row in zip(chunk, rows):
-                expand(plan, prefix, logp, row)
-        pairs, direct = direct, []
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
-            for (plan, c), score in zip(chunk, full_scores(chunk)):
+            for (plan, c), rows in zip(chunk, path_rows(chunk)):
+                score, kids = _path_children(plan, c, rows)
                 plan.scores[c] = score
+                for prefix, children in kids.items():
+                    known[id(plan)].setdefault(prefix, children)
+        todo, waiting, requested = [], [], set()
+        while pending:
+            plan, prefix, logp = pending.pop()
+            kids = known[id(plan)].get(prefix)
+            if kids is None:                # not on any path scored so far: open one below it
+                below = _trie(plan)[prefix]
+                c = next(c for tok in below for c in below[tok][0] + below[tok][1])
+                if (id(plan), c) not in requested:
+                    requested.add((id(plan), c))
+                    todo.append((plan, c))
+                waiting.append((plan, prefix, logp))
+                continue
+            gold = plan.scores[plan.gold]
+            for tok, (ending, deeper) in _trie(plan).get(prefix, {}).items():
+                s = logp + kids[tok]
+                for c in ending:
+                    if c != plan.gold:
+                        plan.scores[c] = s
+                if deeper and s > gold:
+                    pending.append((plan, prefix + (tok,), s))
+        pending = waiting
 
 
 def _score_causal(model, tokenizer, plans, batch_size, bar):
@@ -179,27 +193,18 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
         suffix = _tok(tokenizer, right, cache) if whole and right.strip() else []
         plan.seqs = [_tok(tokenizer, (sep if prompt else "") + c, cache) + suffix for c in plan.cands]
 
-    def next_rows(items):
-        seqs = [p.ctx + list(prefix) for p, prefix in items]
-        return [r[0] for r in _causal_logp(model, seqs, [[len(s) - 1] for s in seqs], pad)]
-
-    def full(items, keep_slot=False):
+    def path_rows(items):
         seqs = [p.ctx + p.seqs[c] for p, c in items]
         positions = [list(range(len(p.ctx) - 1, len(s) - 1)) for (p, _), s in zip(items, seqs)]
-        rows = _causal_logp(model, seqs, positions, pad)
-        scores = [float(r[torch.arange(len(p.seqs[c])), torch.tensor(p.seqs[c], device=r.device)].sum())
-                  for (p, c), r in zip(items, rows)]
-        return (scores, [r[0] for r in rows]) if keep_slot else scores
+        return _causal_logp(model, seqs, positions, pad)
 
-    # Pass A: the gold's exact score and, from the same pass, the slot row (every first token).
+    # Batches of facts with similar lengths; within each, the gold path first (pass A), then
+    # only the paths that could beat it.
     order = sorted(range(len(plans)), key=lambda i: len(plans[i].ctx) + len(plans[i].seqs[plans[i].gold]))
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = [plans[i] for i in order[start:start + batch_size]]
-            scores, slot_rows = full([(p, p.gold) for p in chunk], keep_slot=True)
-            for p, score in zip(chunk, scores):
-                p.scores[p.gold] = score
-            _trie_search(chunk, slot_rows, next_rows, full, batch_size)
+            _trie_search(chunk, path_rows, batch_size)
             bar.update(len(chunk))
 
 
@@ -237,22 +242,13 @@ def _score_seq2seq(model, tokenizer, plans, batch_size, bar):
         logp = torch.log_softmax(logits.float(), dim=-1)
         return [logp[i, 1:len(d)] for i, d in enumerate(dec)]
 
-    def next_rows(items):
-        return [r[-1] for r in decode(items)]
-
-    def full(items):
-        rows = decode([(p, p.seqs[c][:-1]) for p, c in items])
-        return [float(r[torch.arange(len(p.seqs[c])), torch.tensor(p.seqs[c], device=r.device)].sum())
-                for (p, c), r in zip(items, rows)]
+    def path_rows(items):
+        return decode([(p, p.seqs[c][:-1]) for p, c in items])
 
     with torch.inference_mode():
         for start in range(0, len(plans), batch_size):
             chunk = plans[start:start + batch_size]
-            rows = decode([(p, p.seqs[p.gold][:-1]) for p in chunk])
-            for p, r in zip(chunk, rows):
-                gold = torch.tensor(p.seqs[p.gold], device=r.device)
-                p.scores[p.gold] = float(r[torch.arange(len(gold)), gold].sum())
-            _trie_search(chunk, [r[0] for r in rows], next_rows, full, batch_size)
+            _trie_search(chunk, path_rows, batch_size)
             bar.update(len(chunk))
 
 
