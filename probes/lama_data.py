@@ -227,9 +227,14 @@ def _source(rel_path: str) -> tuple[str, str | None]:
 def _fetch(url: str, dest: Path) -> None:
     tmp = dest.with_suffix(dest.suffix + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:  # noqa: S310
-        while chunk := resp.read(1 << 20):
-            out.write(chunk)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:  # noqa: S310
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+    except OSError as exc:   # URLError, timeouts, refused connections
+        tmp.unlink(missing_ok=True)
+        raise LamaDataError(f"could not download {url} ({exc}). Without network, copy a LAMA "
+                            f"folder here and pass --lama-dir or set {ENV_VAR}.") from None
     os.replace(tmp, dest)
 
 
@@ -275,4 +280,7 @@ if __name__ == "__main__":
     ap.add_argument("--dest", type=Path, default=DEFAULT_DIR)
     ap.add_argument("--no-verify", action="store_true")
     args = ap.parse_args()
-    print(download(args.dest, verify=not args.no_verify))
+    try:
+        print(download(args.dest, verify=not args.no_verify))
+    except LamaDataError as exc:
+        raise SystemExit(f"error: {exc}")

@@ -99,3 +99,15 @@ def test_download_verifies_checksums_and_keeps_good_files(tmp_path, monkeypatch)
     (tmp_path / "TREx/P19.jsonl").unlink()
     with pytest.raises(LamaDataError, match=r"P19\.jsonl: sha256 .* != pinned"):
         lama_data.download(tmp_path, fetch=corrupt_fetch)
+
+
+def test_download_without_network_says_what_to_do(tmp_path, monkeypatch):
+    import urllib.error
+
+    def refuse(*a, **k):
+        raise urllib.error.URLError("no route to host")
+    monkeypatch.setattr(lama_data.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(lama_data, "PINNED", {"TREx/P19.jsonl": "0" * 64})
+    with pytest.raises(LamaDataError, match=r"could not download .*P19\.jsonl.*--lama-dir"):
+        lama_data.download(tmp_path)
+    assert not list((tmp_path / "TREx").glob("*.part"))
