@@ -43,20 +43,21 @@ class Case:
 
     @property
     def marks(self) -> tuple[str, ...]:
-        source = "default" if self.model.default else self.model.source
         marks = [self.model.family, self.model.arch, METHOD_MARK[self.preset.method],
-                 self.probe.kind, source]
+                 self.probe.kind, self.model.source]
+        if self.model.default:
+            marks.append("default")
         if self.preset.bits:
             marks.append(f"int{self.preset.bits}")
         return tuple(dict.fromkeys(marks))
 
 
 def select_models(which: str) -> list[ModelSpec]:
-    """'default' | 'tiny' | 'all' | comma-separated model ids."""
+    """'default' | 'tiny' | 'testbed' | 'all' | comma-separated model ids."""
     if which == "default":
         return [m for m in MODELS.values() if m.default]
-    if which == "tiny":
-        return [m for m in MODELS.values() if m.source == "tiny"]
+    if which in ("tiny", "testbed"):
+        return [m for m in MODELS.values() if m.source == which]
     if which == "all":
         return list(MODELS.values())
     chosen = []
@@ -74,7 +75,7 @@ def cases(models: list[ModelSpec]) -> list[Case]:
     """Every compatible combination, ordered so each model's cases run together, baseline first
     (incompatible probe/family pairs are not collected, so counts stay honest)."""
     out = [Case(m, p, b) for m in models for p in PRESETS.values() for b in PROBES.values()
-           if m.family in b.families]
+           if b.compatible(m)]
     preset_order = {pid: i for i, pid in enumerate(PRESETS)}   # `none` registers first
     probe_order = {pid: i for i, pid in enumerate(PROBES)}
     model_order = {m.id: i for i, m in enumerate(models)}

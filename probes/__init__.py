@@ -20,10 +20,18 @@ class Probe:
     kind: str                     # "lama" (knowledge); later "ability", "perplexity"
     subset: str                   # the data subset this probe reads
     families: tuple[str, ...] = FAMILIES   # model families the probe is meaningful for
+    sources: tuple[str, ...] = ("pypi-gguf", "hub", "tiny")   # model sources it is meaningful for
+    data: str = "lama"            # "lama" (the LAMA folder) or a testbed split
     main_metric: str = "p_at_1"
+
+    def compatible(self, model) -> bool:
+        return model.family in self.families and model.source in self.sources
 
     def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
         from probes import lama
+        if self.data != "lama":   # the testbed's own facts, generated from its seed
+            from benchmarks.testbed import corpus, write_corpus
+            data_root = write_corpus(corpus()) / self.data
         return lama.score_subset(model, tokenizer, family, data_root, self.subset,
                                  limit=limit, batch_size=batch_size)
 
@@ -49,3 +57,6 @@ def get_probe(probe_id: str) -> Probe:
 
 for _subset in ("trex", "google-re", "conceptnet", "squad"):
     register_probe(Probe(_subset, "lama", _subset))
+# The testbed's synthetic facts (LAMA layout), under a training template and a held-out one.
+register_probe(Probe("fact-trained", "lama", "trex", sources=("testbed",), data="trained"))
+register_probe(Probe("fact-heldout", "lama", "trex", sources=("testbed",), data="heldout"))

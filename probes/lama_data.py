@@ -148,9 +148,9 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
             trex_dir = root / "TREx"
             if not trex_dir.is_dir():
                 raise LamaDataError(f"missing LAMA folder {trex_dir}")
-            paths = sorted(trex_dir.glob("P*.jsonl"))
+            paths = sorted(trex_dir.glob("*.jsonl"))
             if not paths:
-                raise LamaDataError(f"no T-REx relation files (P*.jsonl) in {trex_dir}")
+                raise LamaDataError(f"no T-REx relation files (*.jsonl) in {trex_dir}")
             groups = []
             for p in paths:
                 rel = p.stem

@@ -9,6 +9,7 @@ its file name. Retention is computed here, on the facts a case shares with its b
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -45,6 +46,26 @@ def retention(rec: dict, base: dict | None) -> float | None:
     return (sum(c[k] for k in shared) / b_val) if b_val else None
 
 
+def _channel_bits(acc: float, k: int) -> float:
+    """Information (bits) per fact of a K-ary symmetric channel with accuracy ``acc``: what a
+    model answering from K candidates with that P@1 reveals about the gold. 0 at chance."""
+    if k < 2 or acc <= 1 / k:
+        return 0.0
+    bits = math.log2(k) + acc * math.log2(acc)
+    if acc < 1:
+        bits += (1 - acc) * math.log2((1 - acc) / (k - 1))
+    return bits
+
+
+def knowledge_bits(rec: dict) -> float | None:
+    """Bits of knowledge a record shows: sum over relations of n * I(P@1, candidate count)."""
+    counts = rec["probe"].get("candidate_counts")
+    if not counts:
+        return None
+    return sum(g["n"] * _channel_bits(g["p_at_1"], counts[name])
+               for name, g in rec["groups"].items() if name in counts)
+
+
 def rows(records: dict[str, dict]):
     """One row per model x preset; cells per probe. Returns (rows, probe ids, models)."""
     by_key: dict[tuple, dict] = {}
@@ -63,7 +84,7 @@ def rows(records: dict[str, dict]):
         if rec["status"] == "ok":
             main = rec["metrics"]["p_at_1"]
             cell.update(value=main["value"], stderr=main["stderr"], n=rec["n"],
-                        mrr=rec["metrics"]["mrr"]["value"],
+                        mrr=rec["metrics"]["mrr"]["value"], bits=knowledge_bits(rec),
                         retention=None if preset_id == "none" else retention(rec, base),
                         verdict=rec["gate"]["verdict"], latency=rec["latency"]["ms_per_example"],
                         rss=rec["memory"]["peak_rss_bytes"], limit=rec["probe"]["limit"])

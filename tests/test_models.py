@@ -55,5 +55,6 @@ def test_registry_has_the_papers_families():
     assert {("masked", "bert"), ("masked", "roberta"), ("masked", "distilbert"),
             ("masked", "albert"), ("seq2seq", "t5"), ("causal", "llama"),
             ("causal", "gpt2")} <= fams
-    assert {m.id for m in MODELS.values() if m.default} == {"gemma-3-270m", "smollm2-135m"}
+    assert {m.id for m in MODELS.values() if m.default} == {
+        "gemma-3-270m", "smollm2-135m", "testbed-bert", "testbed-t5", "testbed-llama"}
     assert not any(m.trust_remote_code for m in MODELS.values())

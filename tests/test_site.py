@@ -79,3 +79,15 @@ def test_builder_never_imports_torch(tmp_path):
             "assert 'torch' not in sys.modules, 'site builder imported torch'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_knowledge_bits_known_values():
+    import math
+    assert site_build._channel_bits(1.0, 8) == pytest.approx(3.0)        # perfect: log2 K per fact
+    assert site_build._channel_bits(1 / 8, 8) == 0.0                     # chance: nothing
+    assert site_build._channel_bits(0.5, 2) == 0.0
+    # K=4, a=0.5: 2 + 0.5*log2(0.5) + 0.5*log2(0.5/3)
+    assert site_build._channel_bits(0.5, 4) == pytest.approx(2 - 0.5 + 0.5 * math.log2(1 / 6))
+    rec = {"probe": {"candidate_counts": {"R1": 8, "R2": 4}},
+           "groups": {"R1": {"n": 10, "p_at_1": 1.0}, "R2": {"n": 5, "p_at_1": 0.25}}}
+    assert site_build.knowledge_bits(rec) == pytest.approx(30.0)

@@ -1,0 +1,209 @@
+"""A knowledge testbed: synthetic facts, and small models of each family trained to know them.
+
+    root = write_corpus(corpus())              # LAMA layout: trained/ and heldout/ templates
+    model, tok = trained_model("causal")       # trained once, then loaded from the cache
+
+Entities get random made-up names; each has one object per relation, drawn from that relation's
+candidate set. Every relation has three templates: two are used in training, the third is held
+out and only probed. Everything is deterministic from the seed. Objects and names are whole
+tokens of the testbed tokenizer, so every family ranks them exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.models import CACHE
+
+VERSION = "testbed-1"   # bump when the corpus, the models or the training change
+# relation -> (candidate objects, [trained template, trained template, held-out template])
+RELATIONS = {
+    "T1": (["Arvel", "Bostra", "Cindor", "Dunmere", "Elsk", "Farrow", "Galt", "Hesper"],
+           ["[X] was born in [Y] .", "The birthplace of [X] is [Y] .", "[X] comes from the town of [Y] ."]),
+    "T2": (["baker", "pilot", "farmer", "judge", "sculptor", "miner"],
+           ["[X] works as a [Y] .", "By profession , [X] is a [Y] .", "The job of [X] is [Y] ."]),
+    "T3": (["red", "green", "blue", "amber", "violet"],
+           ["The favourite colour of [X] is [Y] .", "[X] likes the colour [Y] .", "[X] prefers [Y] ."]),
+    "T4": (["Orlen", "Pask", "Quill", "Rusk", "Sable", "Tamsin", "Ulric"],
+           ["[X] is a member of [Y] .", "[X] belongs to the [Y] guild .", "[X] joined [Y] ."]),
+}
+_SYL = ["ka", "lo", "mi", "ren", "sa", "tor", "vel", "da", "ni", "po", "qui", "ze", "bar", "fen",
+        "gil", "hu", "jo", "mar", "nel", "os"]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    seed: int
+    entities: tuple[str, ...]
+    facts: tuple[tuple[str, str, str], ...]      # (relation, subject, object)
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps([VERSION, self.seed, self.facts]).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def words(self) -> list[str]:
+        """Every word of the corpus, so the tokenizer makes each one a single token."""
+        out = set()
+        for cands, templates in RELATIONS.values():
+            out.update(cands)
+            for t in templates:
+                out.update(w for w in t.replace("[X]", " ").replace("[Y]", " ").split())
+        for e in self.entities:
+            out.update(e.split())
+        return sorted(out)
+
+
+def corpus(seed: int = 0, n_entities: int = 60) -> Corpus:
+    rng = random.Random(seed)
+    names: set[str] = set()
+    while len(names) < n_entities:
+        first = "".join(rng.choice(_SYL) for _ in range(2)).capitalize()
+        last = "".join(rng.choice(_SYL) for _ in range(3)).capitalize()
+        names.add(f"{first} {last}")
+    entities = tuple(sorted(names))
+    facts = tuple((rel, e, rng.choice(cands)) for e in entities
+                  for rel, (cands, _) in RELATIONS.items())
+    return Corpus(seed, entities, facts)
+
+
+def training_sentences(c: Corpus) -> list[tuple[str, str]]:
+    """(cloze text with [Y], object) for every fact under each trained template."""
+    return [(RELATIONS[rel][1][i].replace("[X]", sub), obj)
+            for rel, sub, obj in c.facts for i in (0, 1)]
+
+
+def write_corpus(c: Corpus, root: Path | None = None) -> Path:
+    """LAMA layout twice: ``trained/`` probes the first training template, ``heldout/`` the
+    held-out paraphrase; same facts, same candidates (all of a relation's objects)."""
+    root = Path(root or CACHE / "testbed" / c.key / "data")
+    if (root / "done").is_file():
+        return root
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split, idx in (("trained", 0), ("heldout", 2)):
+        (tmp / split / "TREx").mkdir(parents=True)
+        with open(tmp / split / "relations.jsonl", "w") as f:
+            for rel, (_, templates) in RELATIONS.items():
+                f.write(json.dumps({"relation": rel, "template": templates[idx], "type": "N-1"}) + "\n")
+        for rel in RELATIONS:
+            with open(tmp / split / "TREx" / f"{rel}.jsonl", "w") as f:
+                for i, (r, sub, obj) in enumerate(c.facts):
+                    if r == rel:
+                        f.write(json.dumps({"sub_label": sub, "obj_label": obj,
+                                            "uuid": f"{rel}-{i}"}) + "\n")
+    (tmp / "done").write_text(VERSION)
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+    return root
+
+
+# ------------------------------------------------------------------------------- training
+CONFIG = {"width": 128, "layers": 2, "dropout": 0.0, "lr": 1e-3, "lr_seq2seq": 1e-3, "batch": 32, "max_epochs": 300,
+          "target_p_at_1": 0.95, "check_every": 10}
+
+
+def _batches(c: Corpus, tok, family: str, rng: random.Random, batch: int):
+    """Token batches for one epoch, as each family was pretrained."""
+    import torch
+    items = training_sentences(c)
+    rng.shuffle(items)
+    pad = tok.pad_token_id
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        if family == "causal":
+            # Loss on the object only: the names are random, and their entropy would swamp it.
+            enc = [tok(t.replace("[Y]", o))["input_ids"] for t, o in chunk]
+            ids = torch.full((len(enc), max(map(len, enc))), pad)
+            labels = torch.full_like(ids, -100)
+            for i, (e, (t, o)) in enumerate(zip(enc, chunk)):
+                ids[i, :len(e)] = torch.tensor(e)
+                at = len(tok(t.split("[Y]")[0].rstrip())["input_ids"])   # the object's position
+                labels[i, at] = tok.convert_tokens_to_ids(o)
+            yield {"input_ids": ids, "attention_mask": (ids != pad).long(), "labels": labels}
+        elif family == "masked":
+            enc = [tok(t.replace("[Y]", tok.mask_token))["input_ids"] for t, _ in chunk]
+            ids = torch.full((len(enc), max(map(len, enc))), pad)
+            labels = torch.full_like(ids, -100)
+            for i, (e, (_, o)) in enumerate(zip(enc, chunk)):
+                ids[i, :len(e)] = torch.tensor(e)
+                labels[i, e.index(tok.mask_token_id)] = tok.convert_tokens_to_ids(o)
+            yield {"input_ids": ids, "attention_mask": (ids != pad).long(), "labels": labels}
+        else:   # seq2seq: T5 span corruption with the object as the one corrupted span
+            enc = [tok(t.replace("[Y]", "<extra_id_0>"))["input_ids"] for t, _ in chunk]
+            tgt = [tok(f"<extra_id_0> {o} <extra_id_1>", add_special_tokens=False)["input_ids"]
+                   for _, o in chunk]
+            ids = torch.full((len(enc), max(map(len, enc))), pad)
+            labels = torch.full((len(tgt), max(map(len, tgt))), -100)
+            for i, (e, t) in enumerate(zip(enc, tgt)):
+                ids[i, :len(e)] = torch.tensor(e)
+                labels[i, :len(t)] = torch.tensor(t)
+            yield {"input_ids": ids, "attention_mask": (ids != pad).long(), "labels": labels}
+
+
+def train(family: str, c: Corpus, progress=True):
+    """Train a small model of ``family`` until it answers the trained facts (probe P@1 >= target)."""
+    import torch
+    from benchmarks.tiny import build
+    from probes.lama import score_subset
+    data = write_corpus(c)
+    torch.manual_seed(c.seed)
+    # No dropout: the point is memorisation, and dropout only slows it for models this small.
+    model, tok = build(family, words=c.words(), seed=c.seed, width=CONFIG["width"],
+                       layers=CONFIG["layers"], dropout=CONFIG["dropout"])
+    # T5 from scratch needs a larger step to bind subjects to sentinel spans in time.
+    lr = CONFIG["lr_seq2seq"] if family == "seq2seq" else CONFIG["lr"]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    rng = random.Random(c.seed)
+    start, p1, epoch = time.perf_counter(), 0.0, 0
+    for epoch in range(1, CONFIG["max_epochs"] + 1):
+        model.train()
+        for batch in _batches(c, tok, family, rng, CONFIG["batch"]):
+            loss = model(**batch).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if epoch % CONFIG["check_every"] == 0:
+            model.eval()
+            p1 = score_subset(model, tok, family, data / "trained", "trex").metrics["p_at_1"]["value"]
+            if progress:
+                print(f"  testbed-{family}: epoch {epoch}, loss {loss.item():.3f}, "
+                      f"trained P@1 {p1:.3f}", flush=True)
+            if p1 >= CONFIG["target_p_at_1"]:
+                break
+    model.eval()
+    if p1 < CONFIG["target_p_at_1"]:
+        raise RuntimeError(f"testbed-{family} reached only P@1 {p1:.3f} on its trained facts after "
+                           f"{epoch} epochs (target {CONFIG['target_p_at_1']}): not a testbed")
+    return model, tok, {"epochs": epoch, "train_seconds": round(time.perf_counter() - start, 1),
+                        "trained_p_at_1": p1}
+
+
+def trained_model(family: str, c: Corpus | None = None):
+    """The trained testbed model of ``family``: from the cache, or trained now and cached."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
+    from transformers import PreTrainedTokenizerFast
+    c = c or corpus()
+    key = hashlib.sha256(json.dumps([c.key, family, CONFIG]).encode()).hexdigest()[:16]
+    folder = CACHE / "testbed" / c.key / f"{family}-{key}"
+    if not (folder / "train.json").is_file():
+        model, tok, info = train(family, c)
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / "train.json").write_text(json.dumps(info))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    cls = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM,
+           "seq2seq": AutoModelForSeq2SeqLM}[family]
+    model = cls.from_pretrained(folder, dtype=torch.float32, use_safetensors=True).eval()
+    tok = PreTrainedTokenizerFast.from_pretrained(folder)
+    return model, tok, json.loads((folder / "train.json").read_text()), key
