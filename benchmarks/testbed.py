@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,9 +173,9 @@ def train(family: str, c: Corpus, progress=True):
         if epoch % CONFIG["check_every"] == 0:
             model.eval()
             p1 = score_subset(model, tok, family, data / "trained", "trex").metrics["p_at_1"]["value"]
-            if progress:
-                print(f"  testbed-{family}: epoch {epoch}, loss {loss.item():.3f}, "
-                      f"trained P@1 {p1:.3f}", flush=True)
+            if progress:   # the real terminal: pytest captures stdout
+                print(f"  training testbed-{family}: epoch {epoch}, loss {loss.item():.3f}, "
+                      f"trained P@1 {p1:.3f}", file=sys.__stderr__, flush=True)
             if p1 >= CONFIG["target_p_at_1"]:
                 break
     model.eval()

@@ -24,4 +24,7 @@ run benchmarks -k "smollm2 and (none or sparse-10) and trex" --limit 2 \
   --results-dir "$SMOKE" -q --benchmark-columns=mean,rounds
 run benchmarks -k "gemma and (none or int8-dyn) and trex" --limit 1 --results-dir "$SMOKE" -q \
   --benchmark-columns=mean,rounds
+# The testbed: three families trained here (seconds) that know their facts by construction.
+run benchmarks -k "testbed and (none or sparse-50 or sparse-90 or int8-dyn)" --results-dir "$SMOKE" \
+  -q --benchmark-columns=mean,rounds
 python site/build.py "$SMOKE" -o "$SMOKE/site"

@@ -71,6 +71,10 @@ def test_pytest_k_runs_exactly_that_cell():
 
 def test_pytest_k_by_architecture_and_bits():
     rc, items = _collect("-k", "llama and int8")
-    assert rc == 0 and items and all("smollm2-135m__int8-dyn__" in i for i in items)
+    llama_models = {m.id for m in MODELS.values() if m.arch == "llama" and m.default}
+    expected = {f"benchmarks/test_matrix.py::test_case[{c.id}]" for c in ALL
+                if c.model.id in llama_models and c.preset.bits == 8}
+    assert rc == 0 and set(items) == expected and len(expected) == 4 + 2
     rc, items = _collect("-k", "gemma3")
-    assert rc == 0 and len(items) == len(PRESETS) * len(PROBES)
+    lama_probes = [p for p in PROBES.values() if "pypi-gguf" in p.sources]
+    assert rc == 0 and len(items) == len(PRESETS) * len(lama_probes) == 11 * 4
