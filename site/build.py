@@ -93,15 +93,22 @@ def rows(records: dict[str, dict]):
         else:
             cell["error"] = rec.get("error", "failed")
         row["cells"][probe_id] = cell
-    order = {"none": 0}
-    out = sorted(by_key.values(), key=lambda r: (r["model"], order.get(r["preset"], 1),
-                                                 _preset_sort(r["preset"])))
+    out = sorted(by_key.values(), key=lambda r: (r["model"], _preset_sort(r["preset"])))
+    known = {p: i for i, p in enumerate(PROBE_ORDER)}
+    probes.sort(key=lambda p: (known.get(p, len(known)), p))
     return out, probes, models
 
 
+PROBE_ORDER = ("trex", "google-re", "conceptnet", "squad", "fact-trained", "fact-heldout")
+
+
 def _preset_sort(pid: str):
-    parts = pid.split("-")
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+    """Baseline first, then the sparsity sweep in order, then everything else by name."""
+    if pid == "none":
+        return (0, 0, "")
+    if pid.startswith("sparse-") and pid[7:].isdigit():
+        return (1, int(pid[7:]), "")
+    return (2, 0, pid)
 
 
 def _fmt_bytes(n):
