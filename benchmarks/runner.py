@@ -150,8 +150,8 @@ class Runner:
 
     def compressed(self, spec, preset):
         model, tok, info = self.dense(spec)
-        if preset.id == "none":
-            return model, None
+        if preset.id == "none":   # measures the dense model; changes nothing, copies nothing
+            return compress(model, "none", spec.family)
         if self._compressed is None or self._compressed[:2] != (spec.id, preset.id):
             self._compressed = None
             gc.collect()
@@ -178,10 +178,6 @@ class Runner:
         spec, preset, probe = case.model, case.preset, case.probe
         _, tok, info = self.dense(spec)
         model, effect = self.compressed(spec, preset)
-        if effect is None:
-            from compressors import compress as _c  # noqa: F401  (none: measure the dense model)
-            from compressors.baseline import apply_none
-            effect = apply_none(model, preset, spec.family)
         t0 = time.perf_counter()
         with _PeakRSS() as mem:
             if torch.cuda.is_available() and self.device != "cpu":
