@@ -22,6 +22,7 @@ import torch
 from benchmarks import models as model_registry
 from benchmarks.record import SCHEMA, SCHEMA_VERSION, write_record
 from benchmarks.stats import flips, mcnemar_exact
+from benchmarks.stats import retention as paired_retention
 from compressors import compress
 from probes.lama import VERSION as LAMA_VERSION
 
@@ -236,10 +237,7 @@ class Runner:
         b_correct = {e["uid"]: e["rank"] == 1 for e in base.examples}
         c_correct = {e["uid"]: e["rank"] == 1 for e in result.examples}
         lost, gained = flips(b_correct, c_correct)
-        shared = b_correct.keys() & c_correct.keys()
-        b_val = sum(b_correct[k] for k in shared) / len(shared)
-        c_val = sum(c_correct[k] for k in shared) / len(shared)
-        retention = c_val / b_val if b_val else None
+        retention, b_val, c_val, n_shared = paired_retention(b_correct, c_correct)
         p = mcnemar_exact(lost, gained)
         gate = {"floor": case.floor, "baseline_case": f"{case.model.id}__none__{case.probe.id}",
                 "facts_lost": lost, "facts_gained": gained, "mcnemar_p": p,
@@ -253,7 +251,7 @@ class Runner:
             gate["message"] = (
                 f"{case.model.id} at {case.preset.id} on {case.probe.id}: {metric} retention "
                 f"{retention:.3f} is below the floor {case.floor:.2f} ({c_val:.3f} vs dense "
-                f"{b_val:.3f} on {len(shared)} facts); {lost} facts lost, {gained} gained, "
+                f"{b_val:.3f} on {n_shared} facts); {lost} facts lost, {gained} gained, "
                 f"McNemar p={p:.2g}")
         else:
             gate["verdict"] = "pass"

@@ -18,6 +18,17 @@ def flips(baseline: dict[str, bool], compressed: dict[str, bool]) -> tuple[int, 
     return lost, gained
 
 
+def retention(baseline: dict[str, bool], compressed: dict[str, bool]) -> tuple[float | None, float, float, int]:
+    """(compressed/baseline accuracy, baseline accuracy, compressed accuracy, n) on shared facts;
+    retention is None when the baseline gets none of them right."""
+    shared = baseline.keys() & compressed.keys()
+    if not shared:
+        raise ValueError("the baseline and compressed runs share no facts")
+    b = sum(baseline[k] for k in shared) / len(shared)
+    c = sum(compressed[k] for k in shared) / len(shared)
+    return (c / b if b else None), b, c, len(shared)
+
+
 def mcnemar_exact(lost: int, gained: int) -> float:
     """One-sided exact McNemar p-value that the compressed model is worse:
     P(X >= lost) for X ~ Binomial(lost + gained, 1/2). 1.0 when nothing flipped."""

@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # `site` is not a package (the stdlib owns that name)
 
 from benchmarks.record import RecordError, read_records  # noqa: E402
+from benchmarks.stats import retention as paired_retention  # noqa: E402
 
 
 def merge(folders: list[Path]) -> dict[str, dict]:
@@ -38,12 +39,10 @@ def retention(rec: dict, base: dict | None) -> float | None:
     """Compressed P@1 / baseline P@1 over the facts both records scored."""
     if base is None or base.get("status") != "ok" or rec.get("status") != "ok":
         return None
-    b, c = _correct(base), _correct(rec)
-    shared = b.keys() & c.keys()
-    if not shared:
+    try:
+        return paired_retention(_correct(base), _correct(rec))[0]
+    except ValueError:   # no shared facts
         return None
-    b_val = sum(b[k] for k in shared)
-    return (sum(c[k] for k in shared) / b_val) if b_val else None
 
 
 def _channel_bits(acc: float, k: int) -> float:
@@ -89,7 +88,6 @@ def rows(records: dict[str, dict]):
                         verdict=rec["gate"]["verdict"], latency=rec["latency"]["ms_per_example"],
                         rss=rec["memory"]["peak_rss_bytes"], limit=rec["probe"]["limit"])
             row["weight_bytes"] = rec["memory"]["weight_bytes"]
-            row["preset_info"] = rec["preset"]
         else:
             cell["error"] = rec.get("error", "failed")
         row["cells"][probe_id] = cell
