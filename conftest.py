@@ -25,12 +25,25 @@ def pytest_addoption(parser):
     g.addoption("--results-dir", default=os.environ.get("KCB_RESULTS_DIR", "results/records"),
                 help="where one JSON record per case is written (default: results/records)")
     g.addoption("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    g.addoption("--resume", action="store_true",
+                help="skip cases whose ok record in --results-dir has the same configuration "
+                     "(model revision, preset params, probe version and data, limit)")
 
 
 def pytest_configure(config):
     from benchmarks.matrix import all_marks
     for mark in sorted(all_marks()):
         config.addinivalue_line("markers", f"{mark}: knowledge-cost case selector")
+    _check_models_option(config)
+
+
+def _check_models_option(config):
+    """An unknown --models id is a usage error naming the near misses, not a collection traceback."""
+    from benchmarks.matrix import select_models
+    try:
+        select_models(_which_models(config))
+    except KeyError as exc:
+        raise pytest.UsageError(f"--models: {exc.args[0]}") from None
 
 
 def _which_models(config) -> str:
@@ -66,6 +79,7 @@ def runner(request):
         if not torch.cuda.is_available():
             raise pytest.UsageError(f"--device {device}: CUDA is not available on this machine")
     r = Runner(root, Path(config.getoption("--results-dir")), limit, device)
+    r.resume = config.getoption("--resume")
     config._kcb_runner = r
     return r
 

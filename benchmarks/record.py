@@ -2,12 +2,14 @@
 
     path = write_record(results_dir, record)      # <results_dir>/<case_id>.json, atomically
     records = read_records(results_dir)           # validated; a bad file raises naming it
+    key = config_key(record)                      # same key = same measurement (--resume)
 
 This module imports only the standard library: the site builder uses it without torch.
 Derived numbers (retention, ranks across cases) are never stored; readers compute them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -37,13 +39,16 @@ REQUIRED_ERROR = ("schema", "schema_version", "case_id", "status", "error", "mod
                   "probe", "environment", "timestamps")
 
 
+TMP_PREFIX = ".tmp-"   # write_record's temp files; readers skip every hidden file
+
+
 class RecordError(ValueError):
     """A record that cannot be used; the message names the file and the problem."""
 
 
 def check_case_id(case_id: str) -> str:
     """Case ids become file names: only [a-z0-9.-] parts joined by '__', so no path can escape."""
-    if not isinstance(case_id, str) or not CASE_ID.match(case_id):
+    if not isinstance(case_id, str) or not CASE_ID.fullmatch(case_id):   # `$` allows a final \n
         raise RecordError(f"invalid case id {case_id!r}: expected <model>__<preset>__<probe> "
                           "with parts of [a-z0-9.-]")
     return case_id
@@ -85,7 +90,10 @@ def write_record(results_dir: Path, record: dict) -> Path:
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{check_case_id(record['case_id'])}.json"
-    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=".tmp-", suffix=".json")
+    # Unique per writer (pid + random), hidden and not *.json: a temp file left by a killed
+    # process is never read as a record, and two workers writing one case never share a temp.
+    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=f"{TMP_PREFIX}{path.stem}.{os.getpid()}.",
+                               suffix=".part")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=1, sort_keys=True, allow_nan=False)
@@ -110,4 +118,23 @@ def read_records(results_dir: Path) -> list[dict]:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise RecordError(f"{results_dir}: no such results folder")
-    return [read_record(p) for p in sorted(results_dir.glob("*.json"))]
+    return [read_record(p) for p in sorted(results_dir.glob("*.json")) if not p.name.startswith(".")]
+
+
+# -- resume ---------------------------------------------------------------------------------
+def make_config_key(case_id: str, model_revision: str, preset_params, probe_version: str,
+                    data_checksum: str, limit: int | None) -> str:
+    """What makes two runs of a case the same measurement: the case (model, preset and probe
+    ids), the model's weights (revision or checksum), the preset's parameters, the probe's
+    scoring version, the exact data (checksum of the files read) and the per-relation limit.
+    Environment and timings are not part of it: a rerun elsewhere measures the same thing."""
+    blob = json.dumps([case_id, model_revision, preset_params, probe_version, data_checksum, limit],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_key(record: dict) -> str:
+    """The configuration key of a validated record (schema v1: computed from its fields, not stored)."""
+    return make_config_key(record["case_id"], record["model"].get("revision"),
+                           record["preset"].get("params"), record["probe"].get("version"),
+                           record["probe"].get("data_checksum"), record["probe"].get("limit"))

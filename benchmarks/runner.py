@@ -4,12 +4,19 @@
 
 Holds at most one dense model (cases are ordered model by model) and one compressed model
 (its probes run back to back), and the baseline result per (model, probe) for retention.
+
+Faults: a case that fails for a reason other than its gate (out of memory, a backend error, a
+compressor or probe error) writes an error record naming the phase, drops the cached models it
+may have spoiled, and re-raises; the other cases go on. With ``resume`` set (``--resume``), a
+case whose ok record exists for the same configuration (record.config_key) is skipped.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import os
+import warnings
 import platform
 import subprocess
 import threading
@@ -20,7 +27,8 @@ from pathlib import Path
 import torch
 
 from benchmarks import models as model_registry
-from benchmarks.record import SCHEMA, SCHEMA_VERSION, write_record
+from benchmarks.record import (SCHEMA, SCHEMA_VERSION, RecordError, config_key, make_config_key,
+                               read_record, write_record)
 from benchmarks.stats import flips, mcnemar_exact
 from benchmarks.stats import retention as paired_retention
 from compressors import compress
@@ -133,6 +141,8 @@ class Runner:
         self._unavailable: dict = {}  # model id -> ModelUnavailable (asked once per session)
         self.summary: list[dict] = []
         self.env = environment(device)
+        self.resume = False         # --resume: skip cases whose ok record has the same config key
+        self._phase = "load"        # what run() is doing, for the error record of a failed case
 
     # -- models ------------------------------------------------------------------------------
     def dense(self, spec):
@@ -178,7 +188,9 @@ class Runner:
         started = _now()
         spec, preset, probe = case.model, case.preset, case.probe
         _, tok, info = self.dense(spec)
+        self._phase = "compress"
         model, effect = self.compressed(spec, preset)
+        self._phase = "probe"
         t0 = time.perf_counter()
         with _PeakRSS() as mem:
             if torch.cuda.is_available() and self.device != "cpu":
@@ -200,6 +212,7 @@ class Runner:
                 s0 = time.perf_counter(); fn(); times.append(time.perf_counter() - s0)
             mean_s, rounds = sum(times) / len(times), len(times)
         gate = self._gate(case, result)
+        self._phase = "record"
         record = {
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "case_id": case.id, "status": "ok",
             "model": info,
@@ -256,3 +269,101 @@ class Runner:
         else:
             gate["verdict"] = "pass"
         return gate
+
+    # -- faults and resume (issue 8) --------------------------------------------------------
+    @contextlib.contextmanager
+    def recording_failures(self, case):
+        """Around one case: a failure other than the gate (GateFailure), a skip or an interrupt
+        (both BaseException) writes an error record, resets the cached models, and re-raises."""
+        self._phase, started = "load", _now()
+        try:
+            yield
+        except GateFailure:
+            raise
+        except Exception as exc:
+            phase = self._phase
+            self._reset_after_failure(exc)
+            try:
+                write_record(self.results_dir, self._error_record(case, exc, phase, started))
+            except Exception as write_exc:   # the original failure matters more; say both
+                warnings.warn(f"{case.id}: could not record the failure ({write_exc})")
+            raise
+
+    def _reset_after_failure(self, exc: BaseException) -> None:
+        """A half-compressed copy may be left after any failure: drop it. After running out of
+        memory, drop the dense model too, so the next case starts from a clean load."""
+        self._compressed = None
+        oom = isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
+        if oom:
+            self._dense = None
+        gc.collect()
+        if oom and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _error_record(self, case, exc: BaseException, phase: str, started: str) -> dict:
+        spec, preset, probe = case.model, case.preset, case.probe
+        if self._dense is not None and self._dense[0] == spec.id:
+            info = self._dense[3]
+        else:
+            info = {"id": spec.id, "family": spec.family, "arch": spec.arch, "source": spec.source,
+                    "ref": spec.ref, "baseline": spec.baseline,
+                    "revision": model_registry.expected_revision(spec) or "unknown"}
+        message = str(exc) or repr(exc)
+        return {
+            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "case_id": case.id, "status": "error",
+            "error": {"type": type(exc).__name__, "message": message[:4000], "phase": phase},
+            "model": info,
+            "preset": {"id": preset.id, "method": preset.method, "params": preset.params,
+                       "bits": preset.bits},
+            "probe": {"id": probe.id, "kind": probe.kind, "version": LAMA_VERSION, "limit": self.limit},
+            "environment": self.env, "timestamps": {"started": started, "finished": _now()},
+        }
+
+    def planned_key(self, case) -> str | None:
+        """The config key this case's record will have, computed without loading the model:
+        the data checksum comes from the probe's files' bytes (probe.data_checksum). None when
+        it cannot be known in advance (then --resume reruns the case)."""
+        revision = model_registry.expected_revision(case.model)
+        checksum_of = getattr(case.probe, "data_checksum", None)
+        if revision is None or checksum_of is None:
+            return None
+        try:
+            checksum = checksum_of(self.lama_root)
+        except Exception:   # unreadable data: run the case, which reports it properly
+            return None
+        return make_config_key(case.id, revision, case.preset.params, LAMA_VERSION, checksum,
+                               self.limit)
+
+    def finished_record(self, case) -> dict | None:
+        """With --resume: the ok record of this case for the same configuration, if any."""
+        path = self.results_dir / f"{case.id}.json"
+        if not self.resume or not path.is_file():
+            return None
+        try:
+            record = read_record(path)
+        except RecordError as exc:
+            warnings.warn(f"--resume: {exc}; running the case again")
+            return None
+        if record["status"] != "ok" or config_key(record) != self.planned_key(case):
+            return None
+        return record
+
+    def skip_if_resumed(self, case) -> None:
+        """pytest-skip a case --resume finds done; a resumed baseline still serves the gate."""
+        record = self.finished_record(case)
+        if record is None:
+            return
+        import pytest
+
+        from probes.result import ProbeResult
+        if case.preset.id == "none":
+            self._baselines.setdefault((case.model.id, case.probe.id),
+                                       ProbeResult.from_examples(record["examples"], record["probe"]))
+        main = record["metrics"][case.probe.main_metric]
+        self.summary.append({"case_id": case.id, "metric": case.probe.main_metric,
+                             "value": main["value"], "stderr": main["stderr"],
+                             "retention": record["gate"].get("retention"),
+                             "verdict": f"{record['gate']['verdict']} (resumed)", "n": record["n"]})
+        pytest.skip(f"resumed: record exists for the same configuration "
+                    f"({self.results_dir / (case.id + '.json')}, finished "
+                    f"{record['timestamps']['finished']})")

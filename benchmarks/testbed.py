@@ -186,13 +186,18 @@ def train(family: str, c: Corpus, progress=True):
                         "trained_p_at_1": p1}
 
 
+def model_key(family: str, c: Corpus | None = None) -> str:
+    """The cache key of a trained testbed model: its corpus and training configuration."""
+    return hashlib.sha256(json.dumps([(c or corpus()).key, family, CONFIG]).encode()).hexdigest()[:16]
+
+
 def trained_model(family: str, c: Corpus | None = None):
     """The trained testbed model of ``family``: from the cache, or trained now and cached."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
     from transformers import PreTrainedTokenizerFast
     c = c or corpus()
-    key = hashlib.sha256(json.dumps([c.key, family, CONFIG]).encode()).hexdigest()[:16]
+    key = model_key(family, c)
     folder = CACHE / "testbed" / c.key / f"{family}-{key}"
     if not (folder / "train.json").is_file():
         model, tok, info = train(family, c)

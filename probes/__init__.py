@@ -27,11 +27,23 @@ class Probe:
     def compatible(self, model) -> bool:
         return model.family in self.families and model.source in self.sources
 
-    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
-        from probes import lama
+    def data_root(self, lama_root):
+        """The folder this probe reads: the LAMA folder, or the testbed's generated facts."""
         if self.data != "lama":   # the testbed's own facts, generated from its seed
             from benchmarks.testbed import corpus, write_corpus
-            data_root = write_corpus(corpus()) / self.data
+            return write_corpus(corpus()) / self.data
+        return lama_root
+
+    def data_checksum(self, lama_root) -> str:
+        """The checksum its records will carry, from the bytes alone (--resume, before running)."""
+        from probes.lama_data import subset_checksum
+        return subset_checksum(self.data_root(lama_root), self.subset)
+
+    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
+        from probes import lama
+        from probes.lama_data import check_encodable, load_subset
+        data_root = self.data_root(data_root)
+        check_encodable(load_subset(data_root, self.subset, limit=limit), tokenizer)
         return lama.score_subset(model, tokenizer, family, data_root, self.subset,
                                  limit=limit, batch_size=batch_size)
 

@@ -6,7 +6,10 @@
 The directory layout is the LAMA release's (``TREx/P19.jsonl``, ``Google_RE/*_test.jsonl``,
 ``Squad/test.jsonl``, ``ConceptNet/test.jsonl``, ``relations.jsonl``) plus ParaRel patterns
 (``ParaRel/P19.jsonl``) used to give causal LMs a template whose slot is last. A missing,
-unreadable or malformed file is an error that names the file (and line).
+unreadable or malformed file is an error that names the file (and line); files listed in
+``lama_manifest.json`` are verified against their pinned sha256 when the folder is opened
+(``KCB_LAMA_VERIFY=0`` to use other bytes on purpose: every record carries their checksum).
+An object the model's tokenizer cannot encode stops the probe naming the object (check_encodable).
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ SUBSETS = ("trex", "google-re", "conceptnet", "squad")
 
 class LamaDataError(RuntimeError):
     """Missing, unreadable or malformed LAMA data; the message names the file."""
+
+
+VERIFY_VAR = "KCB_LAMA_VERIFY"
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,31 @@ def lama_dir(option: str | None = None) -> Path:
         raise LamaDataError(
             f"LAMA data not found at {path} (no relations.jsonl). Pass --lama-dir DIR, set "
             f"{ENV_VAR}=DIR, or download it: python -m probes.lama_data download --dest {DEFAULT_DIR}")
+    if os.environ.get(VERIFY_VAR, "1") != "0":
+        verify_checksums(path)
     return path
+
+
+def verify_checksums(root: Path) -> None:
+    """Every pinned file present under ``root`` must have its pinned sha256 (missing files are
+    reported by the probe that needs them; files not in the manifest are not judged)."""
+    bad = []
+    for rel_path, expected in sorted(PINNED.items()):
+        target = Path(root) / rel_path
+        if not target.is_file():
+            continue
+        try:
+            actual = hashlib.sha256(target.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise LamaDataError(f"cannot read LAMA file {target}: {exc}") from None
+        if actual != expected:
+            bad.append(f"{target}: sha256 {actual[:16]}..., pinned {expected[:16]}...")
+    if bad:
+        raise LamaDataError(
+            f"{len(bad)} LAMA file(s) do not match the checksums pinned in probes/lama_manifest.json "
+            "(corrupt, truncated or a different release):\n  " + "\n  ".join(bad) +
+            f"\nRe-download them (good files are kept): python -m probes.lama_data download --dest "
+            f"{root}\nor set {VERIFY_VAR}=0 to use these bytes on purpose (records carry their checksum).")
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...], digest) -> list[dict]:
@@ -77,22 +107,59 @@ def _read_jsonl(path: Path, required: tuple[str, ...], digest) -> list[dict]:
         raise LamaDataError(f"cannot read LAMA file {path}: {exc}") from exc
     digest.update(path.name.encode() + b"\0" + raw)
     rows = []
-    for lineno, line in enumerate(raw.decode("utf-8", errors="strict").splitlines(), 1):
+    for lineno, line in enumerate(_decode(raw, path).splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LamaDataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise LamaDataError(f"{path}:{lineno}: not valid JSON "
+                                f"({getattr(exc, 'msg', 'nested too deeply')})") from None
         if not isinstance(row, dict):
             raise LamaDataError(f"{path}:{lineno}: expected a JSON object")
-        missing = [k for k in required if not isinstance(row.get(k), (str, list)) or not row.get(k)]
+        missing = [k for k in required if not _present(row.get(k))]
         if missing:
             raise LamaDataError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
+        wrong = [k for k in required if not isinstance(row[k], _TYPES.get(k, str))]
+        if wrong:
+            raise LamaDataError(f"{path}:{lineno}: field(s) {', '.join(wrong)} must be "
+                                + " / ".join(_TYPE_WORDS.get(k, "text") for k in wrong))
+        row["_line"] = lineno
         rows.append(row)
     if not rows:
         raise LamaDataError(f"{path}: no facts in file")
     return rows
+
+
+# Field types where not plain text; everything else must be a non-empty string.
+_TYPES = {"masked_sentences": (str, list)}
+_TYPE_WORDS = {"masked_sentences": "a sentence or a list of sentences"}
+
+
+def _present(value) -> bool:
+    return isinstance(value, (str, list)) and bool(value.strip() if isinstance(value, str) else value)
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        lineno = raw[:exc.start].count(b"\n") + 1
+        raise LamaDataError(f"{path}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x}); "
+                            "the file is corrupt: re-download it") from None
+
+
+def _check_template(template, where: str) -> str:
+    if not isinstance(template, str) or template.count("[X]") != 1 or template.count(SLOT) != 1:
+        raise LamaDataError(f"{where}: template {template!r} must contain [X] and [Y] exactly once")
+    return template
+
+
+def _check_subject(row: dict, path: Path) -> str:
+    subject = row["sub_label"]
+    if any(marker in subject for marker in ("[X]", SLOT, "[MASK]")):
+        raise LamaDataError(f"{path}:{row['_line']}: subject {subject!r} contains a slot marker")
+    return subject
 
 
 def _fill(template: str, subject: str) -> str:
@@ -112,12 +179,26 @@ def _causal_template(template: str, pararel: Path | None, group: str) -> str | N
         return template
     if pararel is None or not (pararel / f"{group}.jsonl").is_file():
         return None
-    for line in (pararel / f"{group}.jsonl").read_text().splitlines():
-        pattern = json.loads(line).get("pattern", "") if line.strip() else ""
+    path = pararel / f"{group}.jsonl"
+    for lineno, line in enumerate(_decode(path.read_bytes(), path).splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise LamaDataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        pattern = row.get("pattern", "") if isinstance(row, dict) else ""
+        if not isinstance(pattern, str):
+            raise LamaDataError(f"{path}:{lineno}: pattern must be text, not {type(pattern).__name__}")
         if pattern.count(SLOT) == 1 and pattern.count("[X]") == 1 and slot_is_last(pattern) \
                 and pattern.find("[X]") < pattern.find(SLOT):
             return pattern
     return None
+
+
+def _unique(uid: str, path: Path, row: dict, seen: dict) -> None:
+    if uid in seen:
+        raise LamaDataError(f"{path}:{row['_line']}: fact id {uid!r} repeats line {seen[uid]}; "
+                            "ids must be unique (paired comparisons match facts by id)")
+    seen[uid] = row["_line"]
 
 
 def _stable_order(facts: list[Fact]) -> list[Fact]:
@@ -136,6 +217,7 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
     files: list[str] = []
     excluded: list[dict] = []
     pararel = root / "ParaRel" if (root / "ParaRel").is_dir() else None
+    seen: dict[str, int] = {}   # fact id -> line: a repeated id would pair the wrong facts
 
     def add(group, fact):
         by_group.setdefault(group, []).append(fact)
@@ -155,8 +237,13 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
             for p in paths:
                 rel = p.stem
                 if rel not in relations:
-                    raise LamaDataError(f"{p}: relation {rel} has no template in relations.jsonl")
-                groups.append((rel, p, relations[rel]["template"], relations[rel].get("type", "")))
+                    raise LamaDataError(
+                        f"{p}: relation {rel} has no template in {root / 'relations.jsonl'}; add a "
+                        f'line {{"relation": "{rel}", "template": "[X] ... [Y] ."}} there, or '
+                        f"remove {p.name}")
+                where = f"{root / 'relations.jsonl'}:{relations[rel]['_line']} ({rel})"
+                groups.append((rel, p, _check_template(relations[rel]["template"], where),
+                               relations[rel].get("type", "")))
         else:
             groups = [(g, root / "Google_RE" / f"{g}_test.jsonl", t, ty)
                       for g, (t, ty) in GOOGLE_RE.items()]
@@ -166,24 +253,29 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
             files.append(str(path.relative_to(root)))
             for i, row in enumerate(_read_jsonl(path, ("sub_label", "obj_label"), digest)):
                 uid = f"{name}/{group}/{row.get('uuid') or i}"
-                add(group, Fact(uid, name, group, row["sub_label"], row["obj_label"].strip(),
-                                _fill(template, row["sub_label"]),
-                                _fill(causal, row["sub_label"]) if causal else None))
+                _unique(uid, path, row, seen)
+                subject = _check_subject(row, path)
+                add(group, Fact(uid, name, group, subject, row["obj_label"].strip(),
+                                _fill(template, subject),
+                                _fill(causal, subject) if causal else None))
     else:
         path = root / ("Squad/test.jsonl" if name == "squad" else "ConceptNet/test.jsonl")
         files.append(str(path.relative_to(root)))
         for i, row in enumerate(_read_jsonl(path, ("masked_sentences", "obj_label"), digest), 1):
             sentence = row["masked_sentences"][0] if isinstance(row["masked_sentences"], list) \
                 else row["masked_sentences"]
+            if not isinstance(row.get("sub_label", ""), str) or not isinstance(row.get("pred", ""), str):
+                raise LamaDataError(f"{path}:{row['_line']}: sub_label and pred must be text")
             if not isinstance(sentence, str) or "[MASK]" not in sentence:
-                raise LamaDataError(f"{path}:{i}: masked sentence has no [MASK]: {sentence!r}")
+                raise LamaDataError(f"{path}:{row['_line']}: masked sentence has no [MASK]: {sentence!r}")
             if sentence.count("[MASK]") != 1:   # e.g. SQuAD "[MASK]ians ... following [MASK]."
-                excluded.append({"line": i, "reason": "more than one [MASK]"})
+                excluded.append({"line": row["_line"], "reason": "more than one [MASK]"})
                 continue
             text = sentence.replace("[MASK]", SLOT)
             group = row.get("pred") or "squad"
             templates.setdefault(group, {"template": None, "causal_template": None, "type": ""})
             uid = f"{name}/{group}/{row.get('uuid') or row.get('id') or i}"
+            _unique(uid, path, row, seen)
             add(group, Fact(uid, name, group, row.get("sub_label", ""), row["obj_label"].strip(), text,
                             text if slot_is_last(text) else None))
 
@@ -199,6 +291,54 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
         chosen = _stable_order(by_group[group])
         facts.extend(chosen[:limit] if limit else chosen)
     return Subset(name, facts, candidates, templates, digest.hexdigest(), files, excluded)
+
+
+def subset_files(root: Path, name: str) -> list[Path]:
+    """The files load_subset reads for ``name``, in the order its checksum covers them."""
+    root = Path(root)
+    if name == "trex":
+        return [root / "relations.jsonl", *sorted((root / "TREx").glob("*.jsonl"))]
+    if name == "google-re":
+        return [root / "Google_RE" / f"{g}_test.jsonl" for g in GOOGLE_RE]
+    if name in ("squad", "conceptnet"):
+        return [root / ("Squad/test.jsonl" if name == "squad" else "ConceptNet/test.jsonl")]
+    raise LamaDataError(f"unknown LAMA subset {name!r}; known: {', '.join(SUBSETS)}")
+
+
+def subset_checksum(root: Path, name: str) -> str:
+    """load_subset(root, name).checksum without parsing (bytes only): --resume compares it
+    before running a case. tests/test_reliability.py checks the two agree."""
+    digest = hashlib.sha256()
+    for path in subset_files(root, name):
+        try:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        except OSError as exc:
+            raise LamaDataError(f"cannot read LAMA file {path}: {exc}") from None
+    return digest.hexdigest()
+
+
+def check_encodable(subset: Subset, tokenizer) -> None:
+    """Every candidate object must become tokens the model can score: an object that encodes to
+    nothing would score log P = 0 (beating every real candidate), one with an unknown token
+    would tie with other unknowns. Both stop the probe here, naming the objects and the fix."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    bad = {}
+    for group, objects in sorted(subset.candidates.items()):
+        for obj in objects:
+            if obj in bad:
+                continue
+            ids = tokenizer(obj, add_special_tokens=False)["input_ids"]
+            if not ids:
+                bad[obj] = (group, "encodes to no tokens")
+            elif unk is not None and unk in ids:
+                bad[obj] = (group, f"contains the unknown token {tokenizer.unk_token!r}")
+    if bad:
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        listed = "; ".join(f"{o!r} ({g}): {why}" for o, (g, why) in list(bad.items())[:10])
+        raise LamaDataError(
+            f"{len(bad)} {subset.name} object(s) cannot be encoded by the tokenizer of {name}: "
+            f"{listed}{' ...' if len(bad) > 10 else ''}. Their facts cannot be ranked fairly: remove "
+            f"those lines from {', '.join(subset.files)} or probe a model whose tokenizer covers them.")
 
 
 # ---------------------------------------------------------------- download (users with network)
