@@ -42,6 +42,43 @@ REQUIRED_ERROR = ("schema", "schema_version", "case_id", "status", "error", "mod
 TMP_PREFIX = ".tmp-"   # write_record's temp files; readers skip every hidden file
 
 
+# Types of the fields readers compute with (the site, --resume): a record whose fields have
+# other types is refused here, naming the field, instead of failing later in a reader.
+_NUM, _TEXT, _OBJ = (int, float), str, dict
+OK_TYPES = {
+    "n": int, "metrics": _OBJ, "groups": _OBJ, "examples": list, "model.id": _TEXT,
+    "model.revision": _TEXT, "preset.id": _TEXT, "preset.params": _OBJ, "preset.effect": _OBJ,
+    "probe.id": _TEXT, "probe.version": _TEXT, "probe.data_checksum": _TEXT,
+    "probe.limit": (int, type(None)), "latency.ms_per_example": _NUM, "memory.peak_rss_bytes": _NUM,
+    "memory.weight_bytes": (*_NUM, type(None)), "gate.verdict": _TEXT, "gate.floor": (*_NUM, type(None)),
+    "timestamps.started": _TEXT, "timestamps.finished": _TEXT, "environment": _OBJ,
+}
+ERROR_TYPES = {"error": _OBJ, "error.type": _TEXT, "error.message": _TEXT, "error.phase": _TEXT,
+               "model": _OBJ, "model.id": _TEXT, "preset": _OBJ, "probe": _OBJ,
+               "environment": _OBJ, "timestamps": _OBJ, "timestamps.finished": _TEXT}
+
+
+def _check_types(record: dict, types: dict, source: str) -> None:
+    for dotted, want in types.items():
+        value = record
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise RecordError(f"{source}: missing field(s) {dotted}")
+            value = value[part]
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise RecordError(f"{source}: field {dotted} has the wrong type ({type(value).__name__})")
+    if record["status"] == "ok":
+        if record["n"] < 1 or record["n"] != len(record["examples"]):
+            raise RecordError(f"{source}: n={record['n']} but {len(record['examples'])} examples")
+        for name, m in record["metrics"].items():
+            if not (isinstance(m, dict) and isinstance(m.get("value"), _NUM)
+                    and not isinstance(m.get("value"), bool)):
+                raise RecordError(f"{source}: metric {name} has no numeric value")
+        for i, e in enumerate(record["examples"]):
+            if not isinstance(e, dict) or not isinstance(e.get("uid"), str):
+                raise RecordError(f"{source}: example {i} has no text uid")
+
+
 class RecordError(ValueError):
     """A record that cannot be used; the message names the file and the problem."""
 
@@ -62,9 +99,14 @@ def validate(record: dict, source: str = "<record>") -> dict:
     if record.get("schema_version") != SCHEMA_VERSION:
         raise RecordError(f"{source}: unknown schema_version {record.get('schema_version')!r}; this "
                           f"version reads {SCHEMA_VERSION}. Re-run the case or upgrade the tool.")
-    check_case_id(record.get("case_id"))
+    try:
+        check_case_id(record.get("case_id"))
+    except RecordError as exc:
+        raise RecordError(f"{source}: {exc}") from None
     if record.get("status") == "error":
         missing = [k for k in REQUIRED_ERROR if k not in record]
+        if not missing:
+            _check_types(record, ERROR_TYPES, source)
     elif record.get("status") == "ok":
         missing = []
         for key, subkeys in REQUIRED.items():
@@ -77,6 +119,8 @@ def validate(record: dict, source: str = "<record>") -> dict:
                     missing += [f"{key}.{s}" for s in subkeys if s not in record[key]]
         if not missing and not record["n"]:
             raise RecordError(f"{source}: n is 0: the probe scored nothing")
+        if not missing:
+            _check_types(record, OK_TYPES, source)
     else:
         raise RecordError(f"{source}: status must be 'ok' or 'error', not {record.get('status')!r}")
     if missing:

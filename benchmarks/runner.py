@@ -16,11 +16,11 @@ import contextlib
 import copy
 import gc
 import os
-import warnings
 import platform
 import subprocess
 import threading
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -273,8 +273,9 @@ class Runner:
     # -- faults and resume (issue 8) --------------------------------------------------------
     @contextlib.contextmanager
     def recording_failures(self, case):
-        """Around one case: a failure other than the gate (GateFailure), a skip or an interrupt
-        (both BaseException) writes an error record, resets the cached models, and re-raises."""
+        """Around one case: any Exception but GateFailure writes an error record, resets the
+        cached models and re-raises. Skips and Ctrl-C (BaseException) pass through untouched:
+        a skipped case writes nothing, an interrupted one is simply not done (--resume reruns it)."""
         self._phase, started = "load", _now()
         try:
             yield
