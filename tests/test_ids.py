@@ -77,4 +77,4 @@ def test_pytest_k_by_architecture_and_bits():
     assert rc == 0 and set(items) == expected and len(expected) == 4 + 2
     rc, items = _collect("-k", "gemma3")
     lama_probes = [p for p in PROBES.values() if "pypi-gguf" in p.sources]
-    assert rc == 0 and len(items) == len(PRESETS) * len(lama_probes) == 11 * 4
+    assert rc == 0 and len(items) == len(PRESETS) * len(lama_probes) == 11 * 6
