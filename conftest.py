@@ -25,12 +25,26 @@ def pytest_addoption(parser):
     g.addoption("--results-dir", default=os.environ.get("KCB_RESULTS_DIR", "results/records"),
                 help="where one JSON record per case is written (default: results/records)")
     g.addoption("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    g.addoption("--update-baselines", action="store_true",
+                help="rewrite benchmarks/baselines/<case>.json from this run instead of comparing")
+    g.addoption("--baselines-dir", default=None,
+                help="committed baselines (default: $KCB_BASELINES_DIR, else benchmarks/baselines)")
 
 
 def pytest_configure(config):
     from benchmarks.matrix import all_marks
     for mark in sorted(all_marks()):
         config.addinivalue_line("markers", f"{mark}: knowledge-cost case selector")
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects: cases with a committed baseline are
+def pytest_collection_modifyitems(config, items):   # marked `regression` (benchmarks/regression.py)
+    from benchmarks.regression import baseline_path
+    config.addinivalue_line("markers", "regression: case with a committed baseline record")
+    for item in items:
+        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        if case is not None and baseline_path(case.id, config.getoption("--baselines-dir")).is_file():
+            item.add_marker(pytest.mark.regression)
 
 
 def _which_models(config) -> str:
@@ -66,6 +80,8 @@ def runner(request):
         if not torch.cuda.is_available():
             raise pytest.UsageError(f"--device {device}: CUDA is not available on this machine")
     r = Runner(root, Path(config.getoption("--results-dir")), limit, device)
+    r.update_baselines = config.getoption("--update-baselines")
+    r.baselines_dir = config.getoption("--baselines-dir")
     config._kcb_runner = r
     return r
 
