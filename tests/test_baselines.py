@@ -84,8 +84,6 @@ def _gate(baselines, results, *extra):
 def test_gate_fails_when_a_baseline_is_raised_and_passes_after_the_update(tmp_path):
     case = "tiny-masked__none__trex"
     baselines = tmp_path / "baselines"
-    # Nothing committed: -m regression selects nothing (pytest exit 5).
-    assert _gate(baselines, tmp_path / "r0").returncode == 5
     # Create it the way a user adds a case to the gated selection.
     env = dict(os.environ, KCB_LAMA_DIR=str(shared_lama()))
     out = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--tiny", "--limit", "1",
