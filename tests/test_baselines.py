@@ -126,3 +126,12 @@ def test_committed_baselines_are_valid_and_small():
     for path in files:
         data = read_baseline(path)
         assert data["case_id"] == path.stem and path.stat().st_size < 64 * 1024
+
+
+def test_workflow_runs_the_local_gate_command_with_read_only_permissions():
+    wf = (REPO / ".github" / "workflows" / "gate.yml").read_text()
+    assert "pull_request:" in wf and "permissions:\n  contents: read\n" in wf
+    assert "write" not in wf.split("permissions:")[1].split("jobs:")[0]
+    assert "run: bash scripts/setup.sh" in wf and "run: bash scripts/gate.sh" in wf
+    assert "python -m probes.lama_data download" in wf and "actions/upload-artifact" in wf
+    assert "bash scripts/gate.sh" in (REPO / "README.md").read_text()
