@@ -72,6 +72,7 @@ def write_baseline(record: dict, folder: Path | None = None, metric: str = "p_at
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)   # a committed file: readable like any other (mkstemp makes 0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
