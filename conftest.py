@@ -28,6 +28,10 @@ def pytest_addoption(parser):
     g.addoption("--resume", action="store_true",
                 help="skip cases whose ok record in --results-dir has the same configuration "
                      "(model revision, preset params, probe version and data, limit)")
+    g.addoption("--update-baselines", action="store_true",
+                help="rewrite benchmarks/baselines/<case>.json from this run instead of comparing")
+    g.addoption("--baselines-dir", default=None,
+                help="committed baselines (default: $KCB_BASELINES_DIR, else benchmarks/baselines)")
 
 
 def pytest_configure(config):
@@ -44,6 +48,16 @@ def _check_models_option(config):
         select_models(_which_models(config))
     except KeyError as exc:
         raise pytest.UsageError(f"--models: {exc.args[0]}") from None
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects: cases with a committed baseline are
+def pytest_collection_modifyitems(config, items):   # marked `regression` (benchmarks/regression.py)
+    from benchmarks.regression import baseline_path
+    config.addinivalue_line("markers", "regression: case with a committed baseline record")
+    for item in items:
+        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        if case is not None and baseline_path(case.id, config.getoption("--baselines-dir")).is_file():
+            item.add_marker(pytest.mark.regression)
 
 
 def _which_models(config) -> str:
@@ -80,6 +94,8 @@ def runner(request):
             raise pytest.UsageError(f"--device {device}: CUDA is not available on this machine")
     r = Runner(root, Path(config.getoption("--results-dir")), limit, device)
     r.resume = config.getoption("--resume")
+    r.update_baselines = config.getoption("--update-baselines")
+    r.baselines_dir = config.getoption("--baselines-dir")
     config._kcb_runner = r
     return r
 

@@ -233,6 +233,7 @@ class Runner:
             "gate": gate, "environment": self.env,
             "timestamps": {"started": started, "finished": _now()},
         }
+        self._check_committed(case, record)
         write_record(self.results_dir, record)
         main = result.metrics[probe.main_metric]
         self.summary.append({"case_id": case.id, "metric": probe.main_metric, "value": main["value"],
@@ -368,3 +369,21 @@ class Runner:
         pytest.skip(f"resumed: record exists for the same configuration "
                     f"({self.results_dir / (case.id + '.json')}, finished "
                     f"{record['timestamps']['finished']})")
+    def _check_committed(self, case, record) -> None:
+        """Against benchmarks/baselines/<case>.json, if the case has one (benchmarks/regression.py):
+        a loss beyond noise makes the case fail. With --update-baselines, rewrite the file instead."""
+        from benchmarks import regression
+        folder = regression.baselines_dir(getattr(self, "baselines_dir", None))
+        path = regression.baseline_path(case.id, folder)
+        gate = record["gate"]
+        if getattr(self, "update_baselines", False):
+            regression.write_baseline(record, folder, case.probe.main_metric)
+            gate["committed_baseline"] = {"file": str(path), "verdict": "updated"}
+            return
+        if not path.is_file():
+            return
+        check = regression.compare(regression.read_baseline(path), record, str(path))
+        gate["committed_baseline"] = check
+        if check["verdict"] == "regression":
+            gate["message"] = (gate["message"] + "\n" if gate["verdict"] == "fail" else "") + check["message"]
+            gate["verdict"] = "fail"

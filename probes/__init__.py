@@ -72,3 +72,8 @@ for _subset in ("trex", "google-re", "conceptnet", "squad"):
 # The testbed's synthetic facts (LAMA layout), under a training template and a held-out one.
 register_probe(Probe("fact-trained", "lama", "trex", sources=("testbed",), data="trained"))
 register_probe(Probe("fact-heldout", "lama", "trex", sources=("testbed",), data="heldout"))
+# Paraphrase consistency (ParaRel patterns) and negated LAMA: LAMA facts asked differently.
+from probes import negated as _negated, pararel as _pararel  # noqa: E402
+
+register_probe(_pararel.PROBE)
+register_probe(_negated.PROBE)

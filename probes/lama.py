@@ -324,3 +324,31 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
             "candidate_counts": {g: len(c) for g, c in sorted(subset.candidates.items())},
             "templates": subset.templates, "modes": modes, "excluded": subset.excluded}
     return ProbeResult.from_examples(examples, meta)
+
+
+def score_facts(model, tokenizer, family, facts: list[Fact], candidates: dict[str, list[str]],
+                batch_size=32, desc="facts") -> list[dict]:
+    """Score given facts (any source: ParaRel patterns, negated LAMA) with the scoring above;
+    ``candidates``: group -> candidate objects (each fact's object must be among its group's).
+    Returns one example per fact: uid, group, gold, prediction, rank, mode, text."""
+    plans = []
+    for fact in facts:
+        cands = candidates[fact.group]
+        if fact.obj not in cands:
+            raise ValueError(f"{fact.uid}: object {fact.obj!r} is not among its group's candidates")
+        plans.append(_Plan(fact, cands, cands.index(fact.obj)))
+    scorer = {"causal": _score_causal, "seq2seq": _score_seq2seq, "masked": _score_masked}[family]
+    was_training = model.training
+    model.eval()
+    with _progress(len(plans), desc) as bar:
+        scorer(model, tokenizer, plans, batch_size, bar)
+    model.train(was_training)
+    examples = []
+    for plan in plans:
+        gold = plan.scores[plan.gold]
+        rank = 1 + sum(1 for c, s in plan.scores.items() if c != plan.gold and s > gold)
+        best = max(plan.scores, key=lambda c: (plan.scores[c], c == plan.gold))
+        examples.append({"uid": plan.fact.uid, "group": plan.fact.group, "gold": plan.fact.obj,
+                         "prediction": plan.cands[best], "rank": rank, "mode": plan.mode,
+                         "text": plan.text})
+    return examples

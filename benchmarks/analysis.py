@@ -1,0 +1,201 @@
+"""Which facts a compressed model lost, how sure we are, computed from records (stdlib only).
+
+    from benchmarks.analysis import knowledge_summary
+    s = knowledge_summary(base_record, comp_record)   # facts lost/gained, retention + CI, McNemar p
+
+Readers (the report CLI, the leaderboard) derive everything here from the per-fact examples a
+record carries; nothing derived is stored. This module imports only the standard library and
+``benchmarks.stats`` / ``benchmarks.record`` so site/build.py can use it without torch.
+
+Public API (all take validated records, dicts as benchmarks/record.py reads them):
+
+* ``knowledge_summary(base, comp, relation_types=None)`` -> dict: facts lost/gained (paired,
+  correct->wrong and wrong->correct), accuracies, retention with a seeded paired-bootstrap
+  interval, one-sided exact McNemar p, per-relation flips (most lost first), by relation type
+  (1-1, N-1, N-M), by subset, weight bytes and correct facts per MiB; plus ``consistency`` for
+  ParaRel records and ``negation`` for negated-LAMA records, baseline vs compressed.
+* ``correct_by_fact(record)``, ``relation_types(record, lama_dir)``, ``consistency(record)``,
+  ``negation(record)``, ``pair_records(records, model, preset)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from itertools import combinations
+from pathlib import Path
+
+from benchmarks.stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_retention_ci, flips,
+                              is_correct, mcnemar_exact, retention)
+
+CI_LEVEL = 0.95
+# Google-RE relations are not in LAMA's relations.jsonl; LAMA's paper types them all N-1.
+GOOGLE_RE_TYPES = {"place_of_birth": "N-1", "date_of_birth": "N-1", "place_of_death": "N-1"}
+
+
+def _ok(record: dict, what: str) -> dict:
+    if record.get("status") != "ok":
+        raise ValueError(f"{record.get('case_id')}: the {what} record is an error record "
+                         f"({record.get('error', 'no measurements')}); re-run that case")
+    if not record.get("examples"):
+        raise ValueError(f"{record.get('case_id')}: the {what} record has no per-fact examples")
+    return record
+
+
+def correct_by_fact(record: dict) -> dict[str, bool]:
+    """uid -> correct (``is_correct``: ``correct`` if present, else rank 1)."""
+    return {e["uid"]: is_correct(e) for e in _ok(record, "")["examples"]}
+
+
+def relation_types(record: dict, lama_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """relation -> LAMA type (1-1, N-1, N-M). From the record's own templates where they carry
+    a type, else from ``relations.jsonl`` in ``lama_dir`` (or $KCB_LAMA_DIR) when given."""
+    types = dict(GOOGLE_RE_TYPES)
+    raw = lama_dir or os.environ.get("KCB_LAMA_DIR")
+    if raw:
+        path = Path(raw) / "relations.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no LAMA relations file; pass the LAMA folder "
+                                    "(--lama-dir or $KCB_LAMA_DIR)")
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                if row.get("type"):
+                    types[row["relation"]] = row["type"]
+    for group, t in (record.get("probe", {}).get("templates") or {}).items():
+        if isinstance(t, dict) and t.get("type"):
+            types[group] = t["type"]
+    return types
+
+
+def _subset(uid: str) -> str:
+    return uid.split("/", 1)[0]
+
+
+def _tally(rows: list[tuple[bool, bool]]) -> dict:
+    n = len(rows)
+    b = sum(x for x, _ in rows)
+    c = sum(y for _, y in rows)
+    lost = sum(1 for x, y in rows if x and not y)
+    gained = sum(1 for x, y in rows if y and not x)
+    return {"n": n, "baseline_correct": b, "compressed_correct": c, "lost": lost, "gained": gained,
+            "baseline_acc": b / n, "compressed_acc": c / n, "retention": c / b if b else None}
+
+
+def _grouped(keys: dict[str, str], base: dict[str, bool], comp: dict[str, bool]) -> dict[str, dict]:
+    groups: dict[str, list] = {}
+    for uid in sorted(base.keys() & comp.keys()):
+        groups.setdefault(keys[uid], []).append((base[uid], comp[uid]))
+    return {g: _tally(rows) for g, rows in sorted(groups.items())}
+
+
+def consistency(record: dict) -> dict | None:
+    """ParaRel consistency of one record: for each fact predicted under several patterns, the
+    share of pattern pairs whose predictions agree; mean over facts (micro) and over relations
+    (macro), plus the share of facts right under every pattern. None for records without
+    per-pattern examples (``fact`` and ``pattern`` fields)."""
+    facts: dict[str, list[dict]] = {}
+    for e in record.get("examples", []):
+        if "fact" in e and "pattern" in e:
+            facts.setdefault(e["fact"], []).append(e)
+    per_fact, by_rel, all_right = [], {}, 0
+    for fact, es in sorted(facts.items()):
+        if len(es) < 2:
+            continue
+        pairs = list(combinations(es, 2))
+        agree = sum(a["prediction"] == b["prediction"] for a, b in pairs) / len(pairs)
+        per_fact.append(agree)
+        by_rel.setdefault(es[0]["group"], []).append(agree)
+        all_right += all(is_correct(e) for e in es)
+    if not per_fact:
+        return None
+    n = len(per_fact)
+    mean = sum(per_fact) / n
+    var = sum((v - mean) ** 2 for v in per_fact) / (n - 1) if n > 1 else 0.0
+    return {"value": mean, "stderr": (var / n) ** 0.5, "n_facts": n,
+            "macro": sum(sum(v) / len(v) for v in by_rel.values()) / len(by_rel),
+            "all_patterns_correct": all_right / n,
+            "by_relation": {r: sum(v) / len(v) for r, v in sorted(by_rel.items())}}
+
+
+def negation(record: dict) -> dict | None:
+    """Negated LAMA: share of facts whose (positive) object the model still ranks first for the
+    negated sentence (lower is better), over all facts and over the facts it knows (positive
+    sentence ranked first). None for records without ``negated_rank``."""
+    es = [e for e in record.get("examples", []) if "negated_rank" in e]
+    if not es:
+        return None
+    known = [e for e in es if e["rank"] == 1]
+    first = sum(e["negated_rank"] == 1 for e in es)
+    first_known = sum(e["negated_rank"] == 1 for e in known)
+    return {"n": len(es), "negated_top1": first / len(es), "n_known": len(known),
+            "negated_top1_known": first_known / len(known) if known else None,
+            "higher_is_better": False}
+
+
+def _weight_bytes(record: dict) -> int | None:
+    return (record.get("memory") or {}).get("weight_bytes")
+
+
+def knowledge_summary(base: dict, comp: dict, relation_types_map: dict[str, str] | None = None,
+                      resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """Paired comparison of a compressed record with its baseline on the facts both scored.
+
+    Retention = compressed/baseline accuracy; its interval is a paired percentile bootstrap over
+    facts (``resamples`` draws, ``random.Random(seed)``, 95 %). ``mcnemar_p`` is the one-sided
+    exact test that the compressed model is worse. ``by_relation`` is sorted by facts lost."""
+    _ok(base, "baseline"), _ok(comp, "compressed")
+    b, c = correct_by_fact(base), correct_by_fact(comp)
+    lost, gained = flips(b, c)
+    ret, b_acc, c_acc, n = retention(b, c)
+    ci = bootstrap_retention_ci(b, c, CI_LEVEL, resamples, seed)
+    types = relation_types_map if relation_types_map is not None else relation_types(comp)
+    groups = {e["uid"]: e["group"] for e in comp["examples"]}
+    by_rel = _grouped(groups, b, c)
+    for rel, row in by_rel.items():
+        row["type"] = types.get(rel, "unknown")
+    by_type = _grouped({u: types.get(g, "unknown") for u, g in groups.items()}, b, c)
+    by_subset = _grouped({u: _subset(u) for u in groups}, b, c)
+    wb, wc = _weight_bytes(base), _weight_bytes(comp)
+    out = {
+        "case": comp["case_id"], "baseline_case": base["case_id"],
+        "model": comp["model"]["id"], "preset": comp["preset"]["id"], "probe": comp["probe"]["id"],
+        "n_shared": n, "facts_lost": lost, "facts_gained": gained,
+        "baseline_correct": sum(b[k] for k in b.keys() & c.keys()),
+        "compressed_correct": sum(c[k] for k in b.keys() & c.keys()),
+        "baseline_acc": b_acc, "compressed_acc": c_acc,
+        "retention": ret, "retention_ci": list(ci) if ci else None,
+        "ci_method": {"kind": "paired percentile bootstrap over facts", "level": CI_LEVEL,
+                      "resamples": resamples, "seed": seed},
+        "mcnemar_p": mcnemar_exact(lost, gained),
+        "by_relation": dict(sorted(by_rel.items(), key=lambda kv: (-kv[1]["lost"], kv[0]))),
+        "by_type": by_type, "by_subset": by_subset,
+        "weight_bytes": {"baseline": wb, "compressed": wc},
+        "correct_per_mib": {"baseline": b_acc * n / (wb / 2**20) if wb else None,
+                            "compressed": c_acc * n / (wc / 2**20) if wc else None},
+    }
+    cb, cc = consistency(base), consistency(comp)
+    if cb or cc:
+        out["consistency"] = {"baseline": cb, "compressed": cc}
+    nb, nc = negation(base), negation(comp)
+    if nb or nc:
+        out["negation"] = {"baseline": nb, "compressed": nc}
+    return out
+
+
+def pair_records(records: list[dict] | dict[str, dict], model: str, preset: str,
+                 probe: str | None = None) -> list[tuple[dict, dict]]:
+    """(baseline, compressed) record pairs for one model and preset, one per probe that has
+    both an ok ``<model>__none__<probe>`` and ``<model>__<preset>__<probe>`` record."""
+    by_id = records if isinstance(records, dict) else {r["case_id"]: r for r in records}
+    pairs = []
+    for case_id in sorted(by_id):
+        m, p, pr = case_id.split("__")
+        if m != model or p != preset or (probe and pr != probe):
+            continue
+        base = by_id.get(f"{m}__none__{pr}")
+        if base is not None and base.get("status") == "ok" and by_id[case_id].get("status") == "ok":
+            pairs.append((base, by_id[case_id]))
+    return pairs
