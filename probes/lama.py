@@ -67,9 +67,14 @@ def _head(model, hidden):
 
 
 def _has_cache(model) -> bool:
-    """A transformers causal LM whose body can be run alone and reused through a KV cache
-    (every real model; the test doubles in tests/helpers.py take the plain path)."""
-    return getattr(model, "base_model", model) is not model and hasattr(model, "get_output_embeddings")
+    """A transformers causal LM whose body can be run alone, with positions, through a KV cache
+    (transformers 5 models; the test doubles in tests/helpers.py take the plain path)."""
+    import inspect
+    base = getattr(model, "base_model", model)
+    if base is model or not hasattr(model, "get_output_embeddings"):
+        return False
+    params = inspect.signature(base.forward).parameters
+    return "cache" in params and "position_ids" in params
 
 
 def _causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id: int):
