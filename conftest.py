@@ -32,12 +32,18 @@ def pytest_addoption(parser):
                 help="rewrite benchmarks/baselines/<case>.json from this run instead of comparing")
     g.addoption("--baselines-dir", default=None,
                 help="committed baselines (default: $KCB_BASELINES_DIR, else benchmarks/baselines)")
+    g.addoption("--shard", default=None, metavar="K/N",
+                help="run shard K of N: whole models (or model+preset units when there are fewer "
+                     "models than shards), deterministic; merge the record folders with site/build.py")
 
 
 def pytest_configure(config):
     from benchmarks.matrix import all_marks
     for mark in sorted(all_marks()):
         config.addinivalue_line("markers", f"{mark}: knowledge-cost case selector")
+    config.addinivalue_line("markers", "regression: case with a committed baseline record")
+    # pytest-xdist registers it too; declared here so a run without xdist does not warn.
+    config.addinivalue_line("markers", "xdist_group(name): cases that share one xdist worker")
     _check_models_option(config)
 
 
@@ -50,10 +56,15 @@ def _check_models_option(config):
         raise pytest.UsageError(f"--models: {exc.args[0]}") from None
 
 
-@pytest.hookimpl(tryfirst=True)   # before -m deselects: cases with a committed baseline are
-def pytest_collection_modifyitems(config, items):   # marked `regression` (benchmarks/regression.py)
+@pytest.hookimpl(tryfirst=True)   # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    _mark_regression(config, items)
+    _keep_shard(config, items)
+
+
+def _mark_regression(config, items):
+    """Cases with a committed baseline record are marked `regression` (benchmarks/regression.py)."""
     from benchmarks.regression import baseline_path
-    config.addinivalue_line("markers", "regression: case with a committed baseline record")
     for item in items:
         case = getattr(item, "callspec", None) and item.callspec.params.get("case")
         if case is not None and baseline_path(case.id, config.getoption("--baselines-dir")).is_file():
@@ -70,9 +81,32 @@ def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
     from benchmarks.matrix import cases, select_models
-    params = [pytest.param(c, id=c.id, marks=[getattr(pytest.mark, m) for m in c.marks])
+    from benchmarks.scaleout import xdist_group
+    # xdist_group: with `-n W --dist loadgroup` a model's cases share one worker (loaded once).
+    params = [pytest.param(c, id=c.id, marks=[*(getattr(pytest.mark, m) for m in c.marks),
+                                              pytest.mark.xdist_group(xdist_group(c))])
               for c in cases(select_models(_which_models(metafunc.config)))]
     metafunc.parametrize("case", params)
+
+
+def _keep_shard(config, items):
+    """--shard K/N: keep this shard's cases, report the others as deselected."""
+    from benchmarks.scaleout import ShardError, assign, parse_shard
+    try:
+        shard = parse_shard(config.getoption("--shard"))
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if shard is None:
+        return
+    from benchmarks.matrix import cases, select_models
+    where = assign(cases(select_models(_which_models(config))), shard[1])
+    keep, drop = [], []
+    for item in items:
+        case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+        (keep if case is None or where[case.id] == shard[0] else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +121,8 @@ def runner(request):
         root = lama_dir(config.getoption("--lama-dir"))
     except LamaDataError as exc:
         raise pytest.UsageError(str(exc)) from None
-    device = config.getoption("--device")
+    from benchmarks.scaleout import worker_device
+    device = worker_device(config.getoption("--device"))   # xdist worker gwN -> its own GPU
     if device != "cpu":
         import torch
         if not torch.cuda.is_available():

@@ -17,10 +17,15 @@ Exact ranks at nearly the cost of one forward pass per fact: a candidate's score
 exceed the log-prob of its first token, which one pass gives for every candidate at once
 (B = the distribution at the slot). Only candidates whose bound beats the gold's exact score
 can outrank it, so only those are scored in full (a second, batched pass). The rank of the gold
-and the top-1 prediction are therefore exact, not first-token approximations.
+and the top-1 prediction are therefore exact, not first-token approximations. For causal LMs the
+prompts run once per chunk of facts (sorted by length, so little padding) and are kept as a KV
+cache: a candidate path then costs only its own tokens (tests/test_lama_cache.py checks that
+this gives the same ranks as scoring each candidate alone).
 """
 from __future__ import annotations
 
+import copy
+import os
 import sys
 
 import torch
@@ -39,9 +44,11 @@ SCORING = {
 
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
-    # Writes to the real terminal even under pytest's capture; silent when not a TTY (CI logs).
-    return tqdm(total=total, desc=desc, file=sys.__stderr__, leave=False,
-                disable=None if total >= 200 else True)
+    # On long work only, on a terminal only (not in CI logs: stdout not a TTY), and never under
+    # pytest-xdist (workers' bars would interleave). Written to the real stderr, past pytest's capture.
+    tty = all(getattr(f, "isatty", lambda: False)() for f in (sys.__stdout__, sys.__stderr__))
+    quiet = total < 200 or not tty or bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    return tqdm(total=total, desc=desc, file=sys.__stderr__, leave=False, disable=quiet)
 
 
 def _device(model) -> torch.device:
@@ -49,11 +56,31 @@ def _device(model) -> torch.device:
 
 
 # ------------------------------------------------------------------------------ causal LMs
-def _causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id: int):
-    """Right-padded batch; log-prob rows over the vocabulary at the requested positions only.
+def _head(model, hidden):
+    """Vocabulary log-probs for the hidden states given (P, H) -> (P, V): the head is applied
+    only where a row is needed (with Gemma's 262k-token vocabulary it costs as much as the model)."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits.float(), dim=-1)
 
-    Returns a list (per sequence) of (len(positions[i]), V) tensors. The vocabulary is projected
-    only where needed: with Gemma's 262k-token vocabulary the head costs as much as the model.
+
+def _has_cache(model) -> bool:
+    """A transformers causal LM whose body can be run alone, with positions, through a KV cache
+    (transformers 5 models; the test doubles in tests/helpers.py take the plain path)."""
+    import inspect
+    base = getattr(model, "base_model", model)
+    if base is model or not hasattr(model, "get_output_embeddings"):
+        return False
+    params = inspect.signature(base.forward).parameters
+    return "cache" in params and "position_ids" in params
+
+
+def _causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id: int):
+    """Plain path (no KV cache): right-padded batch; log-prob rows at the requested positions.
+
+    Returns a list (per sequence) of (len(positions[i]), V) tensors.
     """
     dev = _device(model)
     width = max(len(s) for s in seqs)
@@ -65,17 +92,73 @@ def _causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_i
     ids, mask = ids.to(dev), mask.to(dev)
     rows = [i for i, ps in enumerate(positions) for _ in ps]
     cols = [t for ps in positions for t in ps]
-    base = getattr(model, "base_model", model)
-    if base is not model and hasattr(model, "get_output_embeddings"):
-        hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state   # (B, T, H)
-        logits = model.get_output_embeddings()(hidden[rows, cols])            # (P, V)
-        cap = getattr(model.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-    else:   # a model without a separable head (test doubles): full logits, then select
-        logits = model(input_ids=ids, attention_mask=mask).logits[rows, cols]
+    logits = model(input_ids=ids, attention_mask=mask).logits[rows, cols]
     logp = torch.log_softmax(logits.float(), dim=-1)                          # (P, V)
     return list(torch.split(logp, [len(ps) for ps in positions]))
+
+
+def _take_rows(cache, idx: torch.Tensor):
+    """A new KV cache holding batch rows ``idx`` of ``cache``; ``cache`` itself is untouched
+    (each layer object is copied, then re-indexed, which rebinds its tensors)."""
+    out = copy.copy(cache)
+    out.layers = [copy.copy(layer) for layer in cache.layers]
+    out.reorder_cache(idx)
+    return out
+
+
+class _PromptCache:
+    """One pass over a chunk's prompts, kept as a KV cache, so that every candidate path is
+    scored by running only its own tokens (a date's digits, an entity's word pieces) against the
+    shared prompt instead of re-running the prompt once per path (the profile's main cost).
+
+    Prompts are left-padded, so the slot is the last column for every row; positions are counted
+    from each prompt's first real token, so padding changes nothing but rounding.
+    """
+
+    def __init__(self, model, ctxs: list[list[int]], pad_id: int):
+        self.model, self.base, dev = model, model.base_model, _device(model)
+        self.lens = torch.tensor([len(c) for c in ctxs])
+        width = max(len(c) for c in ctxs)
+        ids = torch.full((len(ctxs), width), pad_id, dtype=torch.long)
+        self.mask = torch.zeros((len(ctxs), width), dtype=torch.long)
+        for i, c in enumerate(ctxs):
+            ids[i, width - len(c):] = torch.tensor(c)
+            self.mask[i, width - len(c):] = 1
+        pos = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.mask = self.mask.to(dev)
+        out = self.base(input_ids=ids.to(dev), attention_mask=self.mask, position_ids=pos.to(dev),
+                        use_cache=True)
+        self.cache = out.cache   # transformers 5.x names it `cache` (was past_key_values)
+        self.slot = _head(model, out.last_hidden_state[:, -1])                 # (B, V)
+
+    def rows(self, items: list[tuple[int, list[int]]]) -> list[torch.Tensor]:
+        """items: [(prompt index, continuation tokens)] -> per item (1 + len(tokens), V) log-prob
+        rows: row 0 is the slot, row j + 1 follows the continuation's token j."""
+        out = [self.slot[i:i + 1] for i, _ in items]
+        run = [k for k, (_, toks) in enumerate(items) if toks]
+        if not run:
+            return out
+        dev = self.mask.device
+        idx = torch.tensor([items[k][0] for k in run])
+        width = max(len(items[k][1]) for k in run)
+        ids = torch.full((len(run), width), 0, dtype=torch.long)
+        mask = torch.zeros((len(run), width), dtype=torch.long)
+        for r, k in enumerate(run):   # right-padded: padding comes after every real token
+            toks = items[k][1]
+            ids[r, :len(toks)] = torch.tensor(toks)
+            mask[r, :len(toks)] = 1
+        pos = self.lens[idx, None] + torch.arange(width)[None, :]
+        idx_dev = idx.to(dev)
+        hidden = self.base(input_ids=ids.to(dev), position_ids=pos.to(dev),
+                           attention_mask=torch.cat([self.mask[idx_dev], mask.to(dev)], dim=1),
+                           cache=_take_rows(self.cache, idx_dev),
+                           use_cache=True).last_hidden_state                 # (R, L, H)
+        rr = [r for r, k in enumerate(run) for _ in items[k][1]]
+        cc = [j for k in run for j in range(len(items[k][1]))]
+        logp = torch.split(_head(self.model, hidden[rr, cc]), [len(items[k][1]) for k in run])
+        for k, rows in zip(run, logp):
+            out[k] = torch.cat([out[k], rows])
+        return out
 
 
 class _Plan:
@@ -193,17 +276,24 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
         suffix = _tok(tokenizer, right, cache) if whole and right.strip() else []
         plan.seqs = [_tok(tokenizer, (sep if prompt else "") + c, cache) + suffix for c in plan.cands]
 
-    def path_rows(items):
-        seqs = [p.ctx + p.seqs[c] for p, c in items]
-        positions = [list(range(len(p.ctx) - 1, len(s) - 1)) for (p, _), s in zip(items, seqs)]
-        return _causal_logp(model, seqs, positions, pad)
-
-    # Batches of facts with similar lengths; within each, the gold path first (pass A), then
-    # only the paths that could beat it.
-    order = sorted(range(len(plans)), key=lambda i: len(plans[i].ctx) + len(plans[i].seqs[plans[i].gold]))
+    # Length bucketing: facts sorted by prompt length, so a chunk pads little; within a chunk
+    # the gold path first, then only the paths that could beat it (_trie_search).
+    order = sorted(range(len(plans)), key=lambda i: (len(plans[i].ctx), plans[i].fact.group))
+    cached = _has_cache(model)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = [plans[i] for i in order[start:start + batch_size]]
+            if cached:
+                prompts = _PromptCache(model, [p.ctx for p in chunk], pad)
+                where = {id(p): i for i, p in enumerate(chunk)}
+
+                def path_rows(items):
+                    return prompts.rows([(where[id(p)], p.seqs[c][:-1]) for p, c in items])
+            else:
+                def path_rows(items):
+                    seqs = [p.ctx + p.seqs[c] for p, c in items]
+                    positions = [list(range(len(p.ctx) - 1, len(s) - 1)) for (p, _), s in zip(items, seqs)]
+                    return _causal_logp(model, seqs, positions, pad)
             _trie_search(chunk, path_rows, batch_size)
             bar.update(len(chunk))
 
@@ -296,24 +386,8 @@ def _score_masked(model, tokenizer, plans, batch_size, bar):
 def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, batch_size=32):
     """Score one LAMA subset; returns a ProbeResult with exact ranks for every fact."""
     subset = load_subset(data_root, subset_name, limit=limit)
-    plans = []
-    for fact in subset.facts:
-        cands = subset.candidates[fact.group]
-        plans.append(_Plan(fact, cands, cands.index(fact.obj)))
-    scorer = {"causal": _score_causal, "seq2seq": _score_seq2seq, "masked": _score_masked}[family]
-    was_training = model.training
-    model.eval()
-    with _progress(len(plans), f"{subset_name}") as bar:
-        scorer(model, tokenizer, plans, batch_size, bar)
-    model.train(was_training)
-    examples = []
-    for plan in plans:
-        gold = plan.scores[plan.gold]
-        rank = 1 + sum(1 for c, s in plan.scores.items() if c != plan.gold and s > gold)
-        best = max(plan.scores, key=lambda c: (plan.scores[c], c == plan.gold))
-        examples.append({"uid": plan.fact.uid, "group": plan.fact.group, "gold": plan.fact.obj,
-                         "prediction": plan.cands[best], "rank": rank, "mode": plan.mode,
-                         "text": plan.text})
+    examples = score_facts(model, tokenizer, family, subset.facts, subset.candidates,
+                           batch_size=batch_size, desc=subset_name)
     modes = {}
     for e in examples:
         modes[e["mode"]] = modes.get(e["mode"], 0) + 1

@@ -1,0 +1,115 @@
+"""How fast the suite probes, against the model's own limit: pytest-benchmark, side by side.
+
+    pytest perf --perf-model smollm2-135m --perf-limit 3      # prints facts/s and the ratios
+
+Over the same facts (the causal prompt of each, cut at the slot), three workloads:
+* bare:     batched forward passes (batch 64, file order, right padding), the vocabulary
+            projected only at the slot: what one pass per fact costs at best (the issue's limit);
+* per-fact: one forward pass per fact with the full logits, the way per-sentence probing
+            scripts work;
+* probe:    probes.lama.score_subset, the suite's scorer, which ranks every candidate exactly
+            (multi-token objects included) at batch 64.
+Targets (issue 7): probe >= 0.8 x bare and >= 5 x per-fact on T-REx. Google-RE (dates: many
+multi-token candidates per fact) is reported beside it; it needs more than one pass's worth of
+work per fact by nature, so it carries no target. Peak RSS while probing is compared with the
+model's weight bytes (the bound stated in the README).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks.runner import _PeakRSS
+from probes.lama import _head, score_subset
+from probes.lama_data import SLOT, load_subset
+
+BATCH = 64
+GiB = 2**30
+
+
+def memory_bound(weight_bytes: int) -> float:
+    """The stated bound on peak RSS while probing a dense model: 2 x weights (weights, plus
+    activations and the head's rows at batch 64) + 1 GiB (interpreter, torch, tokenizer)."""
+    return 2 * weight_bytes + 1 * GiB
+
+
+@pytest.fixture(scope="module")
+def prompts(perf_model, lama_root, request):
+    """subset -> (facts, prompt token ids): the same facts the probe scores at --perf-limit."""
+    _, tok = perf_model
+    limit = request.config.getoption("--perf-limit")
+    out = {}
+    for name in ("trex", "google-re"):
+        facts = load_subset(lama_root, name, limit=limit).facts
+        ctxs = [tok((f.causal_text or f.text).split(SLOT, 1)[0].rstrip())["input_ids"] for f in facts]
+        out[name] = (facts, ctxs)
+    return out
+
+
+def bare_batched(model, ctxs):
+    base = model.base_model
+    with torch.inference_mode():
+        for s in range(0, len(ctxs), BATCH):
+            chunk = ctxs[s:s + BATCH]
+            width = max(map(len, chunk))
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, c in enumerate(chunk):
+                ids[i, :len(c)], mask[i, :len(c)] = torch.tensor(c), 1
+            hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state      # (B, T, H)
+            _head(model, hidden[torch.arange(len(chunk)), mask.sum(1) - 1])          # (B, V)
+
+
+def per_fact(model, ctxs):
+    with torch.inference_mode():
+        for c in ctxs:
+            torch.log_softmax(model(input_ids=torch.tensor([c])).logits[0, -1].float(), -1)
+
+
+def _timed(benchmark, fn, n_facts, figures, key, rounds):
+    benchmark.group = key[0]
+    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+    facts_per_s = n_facts / benchmark.stats.stats.mean
+    benchmark.extra_info.update({"facts": n_facts, "facts_per_s": round(facts_per_s, 3)})
+    figures[key] = facts_per_s
+    return facts_per_s
+
+
+@pytest.mark.parametrize("subset", ["trex", "google-re"])
+def test_bare_batched(benchmark, perf_model, prompts, figures, subset, request):
+    model, _ = perf_model
+    facts, ctxs = prompts[subset]
+    _timed(benchmark, lambda: bare_batched(model, ctxs), len(facts), figures, (subset, "bare"),
+           request.config.getoption("--perf-rounds"))
+
+
+@pytest.mark.parametrize("subset", ["trex", "google-re"])
+def test_per_fact_loop(benchmark, perf_model, prompts, figures, subset):
+    model, _ = perf_model
+    facts, ctxs = prompts[subset]
+    _timed(benchmark, lambda: per_fact(model, ctxs), len(facts), figures, (subset, "per-fact"), 1)
+
+
+@pytest.mark.parametrize("subset", ["trex", "google-re"])
+def test_probe(benchmark, perf_model, prompts, lama_root, figures, subset, request):
+    model, tok = perf_model
+    facts, _ = prompts[subset]
+    limit = request.config.getoption("--perf-limit")
+    with _PeakRSS() as mem:
+        rate = _timed(benchmark, lambda: score_subset(model, tok, "causal", lama_root, subset,
+                                                      limit=limit, batch_size=BATCH),
+                      len(facts), figures, (subset, "probe"), request.config.getoption("--perf-rounds"))
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    figures[("memory", "factor")] = max(figures.get(("memory", "factor"), 0), mem.peak / weights)
+    figures[("memory", "bound")] = memory_bound(weights) / weights
+    benchmark.extra_info.update({"peak_rss_bytes": mem.peak, "weight_bytes": weights})
+    assert mem.peak <= memory_bound(weights), (
+        f"peak RSS {mem.peak / GiB:.2f} GiB exceeds the stated bound "
+        f"{memory_bound(weights) / GiB:.2f} GiB (2 x {weights / GiB:.2f} GiB weights + 1 GiB)")
+    if subset == "trex":   # the targets: both measured in this run, side by side
+        assert ("trex", "bare") in figures and ("trex", "per-fact") in figures, \
+            "run the whole perf module so the bare and per-fact workloads are measured too"
+        assert rate >= 0.8 * figures[("trex", "bare")], (
+            f"probing {rate:.1f} facts/s is below 0.8 x bare batched {figures[('trex', 'bare')]:.1f}")
+        assert rate >= 5 * figures[("trex", "per-fact")], (
+            f"probing {rate:.1f} facts/s is below 5 x the per-fact loop {figures[('trex', 'per-fact')]:.1f}")

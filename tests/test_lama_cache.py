@@ -1,0 +1,92 @@
+"""The causal scorer's fast path (shared prompt KV cache, left padding, length bucketing) gives
+the same ranks and predictions as scoring every candidate alone, without padding or cache.
+
+    pytest tests/test_lama_cache.py
+"""
+import json
+
+import pytest
+import torch
+
+from benchmarks.tiny import build, tokenizer
+from probes.lama import score_subset
+from probes.lama_data import SLOT, load_subset
+
+# Subjects of very different lengths (so prompts are padded), objects that share first tokens
+# (so the trie opens several paths per fact), and one relation whose slot is mid-sentence.
+SUBJECTS = ["Al", "Bo Li", "Carla Maria Delgado", "Dee", "Ed van der Berg Junior", "Fay", "Gus Hu",
+            "Hannelore Kirchschlaeger-Obermaier", "Ivy"]
+OBJECTS = ["Paris", "Parma", "Pau", "Rome", "Ro", "Oslo", "Osaka", "Lyon", "Lima"]
+RELATIONS = {"P19": "[X] was born in [Y] .", "P20": "[Y] is where [X] died ."}
+
+
+def _write(root):
+    (root / "TREx").mkdir(parents=True)
+    (root / "relations.jsonl").write_text("".join(
+        json.dumps({"relation": r, "template": t, "type": "N-1"}) + "\n" for r, t in RELATIONS.items()))
+    for k, rel in enumerate(RELATIONS):
+        with open(root / "TREx" / f"{rel}.jsonl", "w") as f:
+            for i, s in enumerate(SUBJECTS):
+                f.write(json.dumps({"sub_label": s, "obj_label": OBJECTS[(i + k) % len(OBJECTS)],
+                                    "uuid": f"{rel}-{i}"}) + "\n")
+    return root
+
+
+def _gemma3(seed=5):
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    tok = tokenizer(family="causal")
+    torch.manual_seed(seed)
+    # sliding_window=3 is shorter than every prompt: the sliding layers' cache is exercised too.
+    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                           head_dim=16, sliding_window=3, max_position_embeddings=256,
+                           layer_types=["sliding_attention", "full_attention"],
+                           final_logit_softcapping=30.0, pad_token_id=tok.pad_token_id,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    return Gemma3ForCausalLM(cfg).eval(), tok
+
+
+@torch.no_grad()
+def _alone(model, tok, root):
+    """Every candidate scored in full, one unpadded sequence at a time: (ranks, top-1) by uid."""
+    sub = load_subset(root, "trex")
+    ranks, best = {}, {}
+    for fact in sub.facts:
+        text = fact.causal_text or fact.text
+        left, right = text.split(SLOT, 1)
+        prompt = left.rstrip()
+        ctx = tok(prompt)["input_ids"]
+        tail = tok(right, add_special_tokens=False)["input_ids"] if fact.causal_text is None else []
+        cands = sub.candidates[fact.group]
+        scores = []
+        for c in cands:
+            cont = tok((left[len(prompt):] if prompt else "") + c, add_special_tokens=False)["input_ids"] + tail
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ctx + cont])).logits[0].float(), -1)
+            scores.append(sum(float(logp[len(ctx) - 1 + i, t]) for i, t in enumerate(cont)))
+        gold = scores[cands.index(fact.obj)]
+        ranks[fact.uid] = 1 + sum(1 for s in scores if s > gold + 1e-5)
+        best[fact.uid] = cands[max(range(len(cands)), key=lambda i: scores[i])]
+    return ranks, best
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_cached_search_equals_scoring_each_candidate_alone(tmp_path, arch, batch_size):
+    model, tok = build("causal", seed=7) if arch == "llama" else _gemma3()
+    root = _write(tmp_path)
+    res = score_subset(model, tok, "causal", root, "trex", batch_size=batch_size)
+    ranks, best = _alone(model, tok, root)
+    assert {e["uid"]: e["rank"] for e in res.examples} == ranks
+    assert {e["uid"]: e["prediction"] for e in res.examples} == best
+    assert {e["mode"] for e in res.examples} == {"slot-last", "whole-sentence"}
+    assert len(res.examples) == 2 * len(SUBJECTS)
+
+
+def test_results_do_not_depend_on_batch_size(tmp_path):
+    """Padding and chunking change only rounding: ranks are identical at batch 1 and 64."""
+    model, tok = build("causal", seed=11)
+    root = _write(tmp_path)
+    one = score_subset(model, tok, "causal", root, "trex", batch_size=1).examples
+    many = score_subset(model, tok, "causal", root, "trex", batch_size=64).examples
+    assert [(e["uid"], e["rank"], e["prediction"]) for e in one] == \
+        [(e["uid"], e["rank"], e["prediction"]) for e in many]
