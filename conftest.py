@@ -25,6 +25,9 @@ def pytest_addoption(parser):
     g.addoption("--results-dir", default=os.environ.get("KCB_RESULTS_DIR", "results/records"),
                 help="where one JSON record per case is written (default: results/records)")
     g.addoption("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    g.addoption("--presets", default="all",
+                help="all | default (the main job's subset) | comma-separated preset ids "
+                     "(default: all)")
 
 
 def pytest_configure(config):
@@ -42,9 +45,13 @@ def _which_models(config) -> str:
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
-    from benchmarks.matrix import cases, select_models
+    from benchmarks.matrix import cases, select_models, select_presets
+    try:
+        presets = select_presets(metafunc.config.getoption("--presets"))
+    except KeyError as exc:
+        raise pytest.UsageError(f"--presets: {exc.args[0]}") from None
     params = [pytest.param(c, id=c.id, marks=[getattr(pytest.mark, m) for m in c.marks])
-              for c in cases(select_models(_which_models(metafunc.config)))]
+              for c in cases(select_models(_which_models(metafunc.config)), presets)]
     metafunc.parametrize("case", params)
 
 

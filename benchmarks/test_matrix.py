@@ -5,11 +5,18 @@
 import pytest
 
 from benchmarks.models import ModelUnavailable
+from compressors import BackendUnavailable, unavailable_reason
 
 
 def test_case(case, runner, benchmark):
+    reason = unavailable_reason(case.preset, runner.device)   # before loading anything
+    if reason:
+        pytest.skip(reason)
     try:
         runner.dense(case.model)
     except ModelUnavailable as exc:
         pytest.skip(str(exc))
-    runner.run(case, benchmark)
+    try:
+        runner.run(case, benchmark)
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
