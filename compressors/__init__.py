@@ -101,6 +101,8 @@ def compress(model: torch.nn.Module, preset_id: str, family: str, tokenizer=None
     else:
         effect = HANDLERS[preset.method](model, preset, family)
     effect["compression_seconds"] = round(time.perf_counter() - start, 3)
+    # A method that builds a new model (GPTQ reloads its quantized checkpoint) hands it back here.
+    model = effect.pop("replaced_model", model)
     if preset.method != "none" and not effect.get("changed"):
         raise CompressionError(
             f"preset {preset.id!r} left the model unchanged ({effect}); refusing to report "
@@ -111,4 +113,4 @@ def compress(model: torch.nn.Module, preset_id: str, family: str, tokenizer=None
 # Importing the method modules fills the registries (one file per method).
 from compressors import baseline, pruning, dynamic_int8  # noqa: E402,F401
 from compressors import (pruning_scoped, pruning_structured, bnb, torchao_int8,  # noqa: E402,F401
-                         quanto_int4, wanda, sparsegpt, combos)
+                         quanto_int4, wanda, sparsegpt, combos, gptq)

@@ -104,10 +104,11 @@ def apply_heads(model, preset: Preset, family: str) -> dict:
              if n.endswith(q_end) and n[:-len(q_end)] + o_end in mods]
     if not pairs:
         raise CompressionError(f"{preset.id}: found no attention layers ({q_end}) in this {arch} model")
-    k = round(preset.params["amount"] * heads)
-    if k < 1:
-        raise CompressionError(f"{preset.id}: {heads} heads per layer; {preset.params['amount']} "
-                               "of them is less than one head")
+    # At least one head per layer: on models with fewer than 4 heads the measured fraction is
+    # above the target, and the effect records it (head_fraction).
+    k = max(1, round(preset.params["amount"] * heads))
+    if k >= heads:
+        raise CompressionError(f"{preset.id}: removing {k} of {heads} heads would empty the layer")
     removed = 0
     with torch.no_grad():
         for q_mod, o_mod in pairs:

