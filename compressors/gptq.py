@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from compressors import CompressionError, Preset, handler, register_preset
+from compressors import BackendUnavailable, CompressionError, Preset, handler, register_preset
 from compressors.calibration import calibration_batches
 from compressors.measure import weight_bytes
 
@@ -48,13 +48,17 @@ def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
     from importlib.metadata import version
 
     from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
-    if family != "causal":
-        raise CompressionError(f"{preset.id}: gptqmodel quantizes decoder (causal) models only")
+    if family != "causal":   # not applicable (like a probe for another family): a skip
+        raise BackendUnavailable(f"{preset.id}: gptqmodel quantizes decoder (causal) models only")
     info, tok = ctx["model_info"], ctx["tokenizer"]
     revision = info.get("revision")
     if not revision or revision in ("unknown", "built-in"):
-        raise CompressionError(f"{preset.id}: the model has no checksum to key the GPTQ cache on "
-                               f"(revision {revision!r})")
+        # no published checksum (models built in code): key the cache on the weights themselves
+        h = hashlib.sha256()
+        for name, t in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        revision = "weights-sha256:" + h.hexdigest()
     batches, calib = calibration_batches(tok)
     p = preset.params
     key = hashlib.sha256(json.dumps([revision, p["bits"], p["group_size"], p["desc_act"],
@@ -113,4 +117,5 @@ def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
             "bits": p["bits"], "group_size": p["group_size"], "max_relative_weight_error":
             round(worst, 6), "quantized_modules": len(qmods), "sparsity": None, "weight_bytes": q_bytes,
             "weight_bytes_before": before, "checkpoint_bytes": ckpt, "cache": str(folder),
+            "cache_key_revision": revision,
             "cache_hit": cached, "calibration": calib}
