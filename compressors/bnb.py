@@ -76,6 +76,16 @@ def apply_bnb(model: torch.nn.Module, preset: Preset, family: str) -> dict:
         kept = sorted(n for n in scope if n.rpartition(".")[2] in keep)
         scope = {n: m for n, m in scope.items() if n not in kept}
     n_weights = sum(m.weight.numel() for m in scope.values())
+    if preset.params["kind"] != "int8":
+        # bitsandbytes' CPU 4-bit matmul repacks the absmax as [out, in / blocksize]: a layer
+        # narrower than one block (or not a whole number of blocks) crashes at the first forward.
+        bs = preset.params["blocksize"]
+        odd = [n for n, m in scope.items() if m.weight.shape[-1 if isinstance(m, torch.nn.Linear)
+                                                          else 0] % bs]
+        if odd:
+            raise CompressionError(f"{preset.id}: bitsandbytes 4-bit needs input widths that are a "
+                                   f"multiple of its block size {bs}; {len(odd)} layers are not, "
+                                   f"e.g. {odd[:3]} (use a model at least {bs} wide)")
     for name, mod in scope.items():
         lin = mod if isinstance(mod, torch.nn.Linear) else _conv1d_to_linear(mod)
         _set_module(model, name, _build(lin, preset.params, device))
