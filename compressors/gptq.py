@@ -44,7 +44,14 @@ def _cache_root() -> Path:
 
 @handler("gptq", context=True)
 def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
-    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(min(2, os.cpu_count() or 1)))
+    # gptqmodel's CPU thread pools need at least 2 workers: with GPTQMODEL_CPU_WORKERS=1 it fails
+    # with "Virtual pool 'model_loader:cpu' requests 2 workers but parent 'cpu' only has 1".
+    # 2 is also the right number on a 2-core machine (docs/backends).
+    try:
+        workers = int(os.environ.get("GPTQMODEL_CPU_WORKERS", "2"))
+    except ValueError:
+        workers = 2
+    os.environ["GPTQMODEL_CPU_WORKERS"] = str(max(2, workers))
     from importlib.metadata import version
 
     from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
