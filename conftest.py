@@ -35,6 +35,9 @@ def pytest_addoption(parser):
     g.addoption("--shard", default=None, metavar="K/N",
                 help="run shard K of N: whole models (or model+preset units when there are fewer "
                      "models than shards), deterministic; merge the record folders with site/build.py")
+    g.addoption("--presets", default="all",
+                help="all | default (the main job's subset) | comma-separated preset ids "
+                     "(default: all)")
 
 
 def pytest_configure(config):
@@ -80,12 +83,16 @@ def _which_models(config) -> str:
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
-    from benchmarks.matrix import cases, select_models
+    from benchmarks.matrix import cases, select_models, select_presets
     from benchmarks.scaleout import xdist_group
+    try:
+        presets = select_presets(metafunc.config.getoption("--presets"))
+    except KeyError as exc:
+        raise pytest.UsageError(f"--presets: {exc.args[0]}") from None
     # xdist_group: with `-n W --dist loadgroup` a model's cases share one worker (loaded once).
     params = [pytest.param(c, id=c.id, marks=[*(getattr(pytest.mark, m) for m in c.marks),
                                               pytest.mark.xdist_group(xdist_group(c))])
-              for c in cases(select_models(_which_models(metafunc.config)))]
+              for c in cases(select_models(_which_models(metafunc.config)), presets)]
     metafunc.parametrize("case", params)
 
 
@@ -98,8 +105,9 @@ def _keep_shard(config, items):
         raise pytest.UsageError(str(exc)) from None
     if shard is None:
         return
-    from benchmarks.matrix import cases, select_models
-    where = assign(cases(select_models(_which_models(config))), shard[1])
+    from benchmarks.matrix import cases, select_models, select_presets
+    where = assign(cases(select_models(_which_models(config)),
+                         select_presets(config.getoption("--presets"))), shard[1])
     keep, drop = [], []
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")

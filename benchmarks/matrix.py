@@ -19,12 +19,20 @@ from probes import PROBES, Probe
 # Retention floors, the one place they live: compressed P@1 / dense P@1 on the same facts.
 # A case fails when retention is below its floor AND the paired (McNemar) test says the drop is
 # real. Presets not listed record without gating (sparse-70 and up destroy small models' facts
-# by design; gating them would only say what the paper already showed).
+# by design; gating them would only say what the paper already showed). The compression-menu
+# presets (everything with default=False in compressors/: scoped/layer-wise/structured/2:4
+# pruning, Wanda, SparseGPT, bitsandbytes, torchao, quanto, scoped int8, prune+quantize) are
+# record-only for now: there is no measured basis yet for a floor on a real model, and a floor
+# guessed before measuring would be a number without a source.
 FLOORS: dict[str, float] = {
     "sparse-10": 0.90, "sparse-20": 0.85, "sparse-30": 0.75, "sparse-40": 0.60,
     "sparse-50": 0.40, "sparse-60": 0.20, "int8-dyn": 0.50,
 }
-METHOD_MARK = {"none": "baseline", "global-magnitude": "pruning", "dynamic-int8": "quantization"}
+METHOD_MARK = {"none": "baseline", "global-magnitude": "pruning", "dynamic-int8": "quantization",
+               "magnitude": "pruning", "structured-rows": "pruning", "structured-heads": "pruning",
+               "semi-structured": "pruning", "wanda": "pruning", "sparsegpt": "pruning",
+               "bnb": "quantization", "torchao": "quantization", "quanto": "quantization",
+               "gptq": "quantization", "prune-quantize": ("pruning", "quantization")}
 
 
 @dataclass(frozen=True)
@@ -43,12 +51,16 @@ class Case:
 
     @property
     def marks(self) -> tuple[str, ...]:
-        marks = [self.model.family, self.model.arch, METHOD_MARK[self.preset.method],
+        method = METHOD_MARK[self.preset.method]
+        marks = [self.model.family, self.model.arch,
+                 *((method,) if isinstance(method, str) else method),
                  self.probe.kind, self.model.source]
         if self.model.default:
             marks.append("default")
         if self.preset.bits:
             marks.append(f"int{self.preset.bits}")
+        if self.preset.cuda:
+            marks.append("cuda")
         return tuple(dict.fromkeys(marks))
 
 
@@ -71,10 +83,25 @@ def select_models(which: str) -> list[ModelSpec]:
     return chosen
 
 
-def cases(models: list[ModelSpec]) -> list[Case]:
+def select_presets(which: str = "all") -> list[Preset]:
+    """'all' (every registered preset) | 'default' (the main job's curated subset: the baseline,
+    the global sparsity sweep and int8-dyn) | comma-separated preset ids."""
+    if which == "all":
+        return list(PRESETS.values())
+    if which == "default":
+        return [p for p in PRESETS.values() if p.default]
+    from compressors import get_preset
+    chosen = [get_preset(pid) for pid in filter(None, (x.strip() for x in which.split(",")))]
+    if not chosen:
+        raise KeyError("--presets is empty: give all, default or comma-separated preset ids")
+    return chosen
+
+
+def cases(models: list[ModelSpec], presets: list[Preset] | None = None) -> list[Case]:
     """Every compatible combination, ordered so each model's cases run together, baseline first
     (incompatible probe/family pairs are not collected, so counts stay honest)."""
-    out = [Case(m, p, b) for m in models for p in PRESETS.values() for b in PROBES.values()
+    presets = list(PRESETS.values()) if presets is None else presets
+    out = [Case(m, p, b) for m in models for p in presets for b in PROBES.values()
            if b.compatible(m)]
     preset_order = {pid: i for i, pid in enumerate(PRESETS)}   # `none` registers first
     probe_order = {pid: i for i, pid in enumerate(PROBES)}

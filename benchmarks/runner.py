@@ -167,7 +167,7 @@ class Runner:
             self._compressed = None
             gc.collect()
             work = copy.deepcopy(model)
-            work, effect = compress(work, preset.id, spec.family)
+            work, effect = compress(work, preset.id, spec.family, tokenizer=tok, model_info=info)
             self._compressed = (spec.id, preset.id, work, effect)
         return self._compressed[2], self._compressed[3]
 

@@ -5,13 +5,20 @@
 import pytest
 
 from benchmarks.models import ModelUnavailable
+from compressors import BackendUnavailable, unavailable_reason
 
 
 def test_case(case, runner, benchmark):
     runner.skip_if_resumed(case)
+    reason = unavailable_reason(case.preset, runner.device)   # before loading anything
+    if reason:
+        pytest.skip(reason)
     with runner.recording_failures(case):   # a failure (not the gate) leaves an error record
         try:
             runner.dense(case.model)
         except ModelUnavailable as exc:
             pytest.skip(str(exc))
-        runner.run(case, benchmark)
+        try:
+            runner.run(case, benchmark)
+        except BackendUnavailable as exc:   # pytest.skip is a BaseException: no error record
+            pytest.skip(str(exc))

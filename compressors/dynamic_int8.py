@@ -14,10 +14,17 @@ import warnings
 import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
-from compressors.measure import linear_modules, weight_bytes
+from compressors.measure import weight_bytes
+from compressors.scopes import scoped_linears
 
 register_preset(Preset("int8-dyn", "dynamic-int8", params={"dtype": "qint8", "scope": "linear"},
                        bits=8))
+# Scoped to one of the paper's groups (compressors/scopes.py): the paper found attention-only
+# and feed-forward-only quantization cost different amounts of knowledge.
+register_preset(Preset("dyn8-attn", "dynamic-int8", params={"dtype": "qint8", "scope": "attention"},
+                       bits=8, default=False))
+register_preset(Preset("dyn8-ffn", "dynamic-int8", params={"dtype": "qint8", "scope": "ffn"},
+                       bits=8, default=False))
 
 
 def _conv1d_to_linear(conv) -> torch.nn.Linear:
@@ -37,9 +44,12 @@ def _set_module(model, name, new):
 @handler("dynamic-int8")
 def apply_dynamic_int8(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     if next(model.parameters()).device.type != "cpu":
-        raise CompressionError("int8-dyn runs on CPU only (torch has no CUDA dynamic-int8 kernel)")
+        raise CompressionError(f"{preset.id} runs on CPU only (torch has no CUDA dynamic-int8 kernel)")
     before_bytes = weight_bytes(model)
-    scope = linear_modules(model)
+    try:
+        scope = scoped_linears(model, preset.params.get("scope", "linear"))
+    except ValueError as exc:
+        raise CompressionError(f"{preset.id}: {exc}") from None
     for name, module in scope.items():
         if not isinstance(module, torch.nn.Linear):
             _set_module(model, name, _conv1d_to_linear(module))
@@ -49,10 +59,10 @@ def apply_dynamic_int8(model: torch.nn.Module, preset: Preset, family: str) -> d
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # torch.ao.quantization is deprecated, still the paper's path
         quantize_dynamic(model, qconfig_spec=names, dtype=torch.qint8, inplace=True)
-    converted = [n for n, m in model.named_modules() if isinstance(m, QLinear)]
+    converted = [n for n, m in model.named_modules() if isinstance(m, QLinear) and n in names]
     missing = names - set(converted)
     if missing:
-        raise CompressionError(f"int8-dyn left {len(missing)} linear layers in float, e.g. "
+        raise CompressionError(f"{preset.id} left {len(missing)} linear layers in float, e.g. "
                                f"{sorted(missing)[:3]}")
     return {"changed": bool(converted), "backend": f"torch.ao quantize_dynamic (torch {torch.__version__})",
             "bits": 8, "quantized_modules": len(converted), "sparsity": None,

