@@ -129,9 +129,14 @@ class Board:
         self.probes = {"knowledge": [], "ability": []}
         self.models: dict[str, dict] = {}
         rows: dict[tuple, dict] = {}
+        # A probe's column kind comes from its records that ran (an error record may be sparse).
+        kinds = {}
+        for case_id, rec in sorted(records.items(), key=lambda kv: kv[1]["status"] == "ok"):
+            kinds[case_id.split("__")[2]] = ("knowledge" if rec["probe"].get("kind") in KNOWLEDGE_KINDS
+                                             else "ability")
         for case_id, rec in sorted(records.items()):
             model_key, preset_key, probe_key = case_id.split("__")
-            kind = "knowledge" if rec["probe"]["kind"] in KNOWLEDGE_KINDS else "ability"
+            kind = kinds[probe_key]
             if probe_key not in self.probes[kind]:
                 self.probes[kind].append(probe_key)
             self.models.setdefault(model_key, {"key": model_key, **rec["model"]})
@@ -158,7 +163,7 @@ class Board:
     def _cell(self, case_id, rec, kind):
         model_key, preset_key, probe_key = case_id.split("__")
         cell = {"case_id": case_id, "status": rec["status"], "kind": kind,
-                "probe_kind": rec["probe"]["kind"]}
+                "probe_kind": rec["probe"].get("kind")}
         if rec["status"] != "ok":
             cell["error"] = error_text(rec)
             return cell

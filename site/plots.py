@@ -29,6 +29,14 @@ def _save(fig, path: Path):
     _plt().close(fig)
 
 
+def _plain_ticks(axis):
+    """Log-axis labels as plain numbers (mathtext is off, so the default 10^k would show raw)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    axis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _series(points):
     """Sort (x, y) points by x for a line."""
     pts = sorted(points)
@@ -81,7 +89,9 @@ def retention_vs_bits(board, path):
     ax.set_xlabel("bits per weight (quantizer setting)")
     ax.set_ylabel("knowledge retention\n(LAMA facts pooled)")
     ax.set_ylim(bottom=0)
-    ax.invert_xaxis()
+    bits = sorted({x for pts in series.values() for x, _ in pts})
+    ax.set_xticks(bits)
+    ax.set_xlim(max(bits) + 1, min(bits) - 1)   # fewer bits to the right: more compression
     ax.legend(fontsize=7, frameon=False)
     _save(fig, path)
     return path
@@ -107,15 +117,20 @@ def knowledge_vs_bytes(board, path, probe):
     if not by_model:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    every = []
+    every, names = [], {}
     for i, (model, pts) in enumerate(sorted(by_model.items())):
         ax.scatter([p[0] / 2**20 for p in pts], [p[1] for p in pts], marker=MARKERS[i % len(MARKERS)],
                    label=_model_name(board, model), alpha=0.8)
         every += [(p[0], p[1]) for p in pts]
+        names.update({(p[0], p[1]): f"{_model_name(board, model)} {p[2]}" for p in pts})
     front = pareto_front(every)
+    for x, y in front:   # name the points worth choosing
+        ax.annotate(names[(x, y)], (x / 2**20, y), textcoords="offset points", xytext=(4, -10),
+                    fontsize=6.5, color="0.25")
     ax.step([p[0] / 2**20 for p in front], [p[1] for p in front], where="post", color="k", lw=1,
             label="Pareto front (all models)")
     ax.set_xscale("log")
+    _plain_ticks(ax.xaxis)
     ax.set_xlabel("weights as stored (MiB, log scale)")
     ax.set_ylabel(f"{probe} P@1")
     ax.legend(fontsize=7, frameon=False)
