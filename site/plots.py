@@ -14,6 +14,7 @@ STYLE = {"svg.fonttype": "none", "svg.hashsalt": "knowledge-cost", "text.parse_m
          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
          "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100}
 MARKERS = "osD^vP*Xh<>"
+SIZE = (6.4, 4.0)   # one size for all, so the page shows them at one scale
 
 
 def _plt():
@@ -29,10 +30,13 @@ def _save(fig, path: Path):
     _plt().close(fig)
 
 
-def _plain_ticks(axis):
-    """Log-axis labels as plain numbers (mathtext is off, so the default 10^k would show raw)."""
+def _plain_ticks(axis, lo, hi):
+    """Log-axis labels as plain numbers (mathtext is off, so the default 10^k would show raw);
+    1-2-5 steps over a narrow range, decades over a wide one."""
+    import math
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    axis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    narrow = math.log10(hi / lo) <= 2
+    axis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5) if narrow else (1,)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -58,7 +62,7 @@ def retention_vs_sparsity(board, path):
             (r["sparsity"], r["knowledge_retention"]))
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=SIZE)
     for i, ((model, scope), pts) in enumerate(sorted(series.items())):
         pts = pts + ([dense[model]] if model in dense else [])
         x, y = _series(pts)
@@ -80,7 +84,7 @@ def retention_vs_bits(board, path):
             series.setdefault((r["method"], r["model"]), []).append((r["bits"], r["knowledge_retention"]))
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=SIZE)
     for i, ((method, model), pts) in enumerate(sorted(series.items())):
         x, y = _series(pts)
         ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], ls="-" if len(x) > 1 else "none",
@@ -116,7 +120,7 @@ def knowledge_vs_bytes(board, path, probe):
             by_model.setdefault(r["model"], []).append((r["weight_bytes"], c["value"], r["preset"]))
     if not by_model:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=SIZE)
     every, names = [], {}
     for i, (model, pts) in enumerate(sorted(by_model.items())):
         ax.scatter([p[0] / 2**20 for p in pts], [p[1] for p in pts], marker=MARKERS[i % len(MARKERS)],
@@ -130,7 +134,7 @@ def knowledge_vs_bytes(board, path, probe):
     ax.step([p[0] / 2**20 for p in front], [p[1] for p in front], where="post", color="k", lw=1,
             label="Pareto front (all models)")
     ax.set_xscale("log")
-    _plain_ticks(ax.xaxis)
+    _plain_ticks(ax.xaxis, min(p[0] for p in every) / 2**20, max(p[0] for p in every) / 2**20)
     ax.set_xlabel("weights as stored (MiB, log scale)")
     ax.set_ylabel(f"{probe} P@1")
     ax.legend(fontsize=7, frameon=False)
@@ -145,7 +149,7 @@ def knowledge_vs_ability(board, path):
            and r["knowledge_retention"] is not None]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    fig, ax = plt.subplots(figsize=SIZE)
     for i, model in enumerate(sorted({p[2] for p in pts})):
         mine = [p for p in pts if p[2] == model]
         ax.scatter([p[0] for p in mine], [p[1] for p in mine], marker=MARKERS[i % len(MARKERS)],
