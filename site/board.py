@@ -195,6 +195,21 @@ class Board:
         row["ability_retention"] = mean(c["retention"] for c in ok if c["kind"] == "ability")
         row["failed"] = sum(c["status"] != "ok" for c in row["cells"].values())
 
+    def glance(self, threshold=0.9):
+        """Per model: the most compressed preset keeping >= threshold of its facts (fewest weight
+        bytes, then most sparsity), and the smallest preset tried with what it keeps."""
+        out = []
+        for key in self.models:
+            rows = [r for r in self.model_rows(key) if not r["baseline"]
+                    and r["knowledge_retention"] is not None and r["weight_bytes"]]
+            squeeze = lambda r: (r["weight_bytes"], -(r["sparsity"] or 0), -r["knowledge_retention"])
+            keeps = sorted((r for r in rows if r["knowledge_retention"] >= threshold), key=squeeze)
+            base = next((r for r in self.model_rows(key) if r["baseline"]), None)
+            out.append({"model": key, "name": self.models[key].get("id", key), "base": base,
+                        "keeps": keeps[0] if keeps else None,
+                        "smallest": min(rows, key=squeeze) if rows else None})
+        return out
+
     # -- per-model and per-case views -------------------------------------------------------
     def model_rows(self, model_key):
         return [r for r in self.rows if r["model"] == model_key]

@@ -128,8 +128,14 @@ def _natural(s):
     return (0, float(s), s) if s.replace(".", "", 1).isdigit() else (1, 0.0, s)
 
 
+OLD_SITE = {"index.html", "style.css"}   # what the first builder wrote (before the marker)
+
+
 def _check_target(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+    if not out.exists():
+        return
+    ours = out.is_dir() and ((out / MARKER).exists() or {p.name for p in out.iterdir()} <= OLD_SITE)
+    if not ours:
         raise SiteError(f"{out} exists and is not a site built by this tool (no {MARKER} in it): "
                         "nothing was changed. Give -o a new or empty folder.")
 

@@ -243,3 +243,24 @@ def test_no_records_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RecordError, match="no records in"):
         site_build.build([tmp_path / "empty"], tmp_path / "site")
+
+
+def test_glance_picks_the_most_compressed_preset_that_keeps_90_percent():
+    recs = [lama("m", "none", [1] * 10, weight_bytes=1000),
+            lama("m", "sparse-10", [1] * 10, sparsity=0.1, weight_bytes=1000),
+            lama("m", "sparse-20", [1] * 9 + [2], sparsity=0.2, weight_bytes=1000),
+            lama("m", "sparse-50", [1] * 5 + [2] * 5, sparsity=0.5, weight_bytes=1000),
+            lama("m", "int8-x", [1] * 8 + [2] * 2, bits=8, method="q", weight_bytes=300)]
+    (g,) = _board(recs).glance()
+    assert g["keeps"]["preset"] == "sparse-20"          # 90 %, sparser than sparse-10
+    assert g["smallest"]["preset"] == "int8-x" and g["smallest"]["knowledge_retention"] == pytest.approx(0.8)
+
+
+def test_a_site_from_the_first_builder_is_replaced(tmp_path):
+    write_site_records(tmp_path / "r", [lama("m", "none", [1, 2])])
+    old = tmp_path / "site"
+    old.mkdir()
+    (old / "index.html").write_text("old")
+    (old / "style.css").write_text("old")
+    site_build.build([tmp_path / "r"], old)
+    assert (old / site_build.MARKER).exists() and "old" != (old / "index.html").read_text()
