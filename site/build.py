@@ -95,7 +95,7 @@ def render(records: dict[str, dict], out: Path) -> None:
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters.update(bytes=fmt_bytes, num=fmt_num, pval=fmt_p, retclass=ret_class,
-                       sortkey=fmt_sort, tojson_attr=lambda v: json.dumps(v, sort_keys=True))
+                       sortkey=fmt_sort, as_json=lambda v: json.dumps(v, sort_keys=True))
     types = relation_types()
     common = {"board": board, "n_records": len(records), "relation_types": types}
 
@@ -108,10 +108,12 @@ def render(records: dict[str, dict], out: Path) -> None:
     filters = {f: sorted({str(r[f]) for r in board.rows if r[f] is not None}, key=_natural)
                for f in ("family", "arch", "method", "bits")}
     page("index.html", "index.html", "", figures=figures, filters=filters)
-    page("about.html", "about.html", "", environments=_environments(records),
+    has_ci = any(c.get("ci") for r in board.rows for c in r["cells"].values())
+    page("about.html", "about.html", "", has_ci=has_ci, environments=_environments(records),
          git_shas=sorted({r["environment"].get("git_sha", "?") for r in records.values()}))
     for key in board.models:
-        heats = {p: board.relation_heat(key, p) for p in board.probes["knowledge"]}
+        heats = {p: board.relation_heat(key, p) for p in board.probes["knowledge"]
+                 if any(r["cells"].get(p) for r in board.model_rows(key))}
         page(f"models/{key}.html", "model.html", "../", model=board.models[key],
              rows=board.model_rows(key), heats=heats)
     for case_id, rec in records.items():
