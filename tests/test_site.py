@@ -101,6 +101,9 @@ def test_build_writes_every_page_and_escapes_markup(tmp_path):
     index = (out / "index.html").read_text()
     assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in index
     assert "&lt;b&gt;sparse&lt;/b&gt;-50" in index
+    # Without JavaScript: every row is in the page and the JS-only controls stay hidden.
+    assert index.count("<tr class=") == len({tuple(r["case_id"].split("__")[:2]) for r in all_records()})
+    assert '<form id="filters" class="filters" hidden>' in index
     svgs = sorted(p.name for p in (out / "plots").glob("*.svg"))
     assert svgs == ["knowledge-vs-ability.svg", "knowledge-vs-bytes.svg", "retention-vs-bits.svg",
                     "retention-vs-sparsity.svg"]
