@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 . scripts/lama_dir.sh
+# The site's browser tests drive Debian's Chromium through chromedriver; CI runs as root on Debian.
+if ! { [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; } && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 SMOKE=$(mktemp -d)
 # A fresh model cache, as on a new machine: the GGUF assembly and conversion run every time.
 export KCB_CACHE="$SMOKE/cache"
