@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.stats import flips, mcnemar_exact, retention as paired_retention  # noqa: E402
+from benchmarks.stats import bootstrap_retention_ci, flips, mcnemar_exact  # noqa: E402
+from benchmarks.stats import retention as paired_retention  # noqa: E402
 
 KNOWLEDGE_KINDS = ("lama",)
 ABILITY_KINDS = ("ability", "perplexity")
@@ -31,12 +32,16 @@ METHOD_ORDER = ("none", "global-magnitude")
 
 
 def retention_ci(base: dict, comp: dict) -> tuple[float, float] | None:
-    """95 % interval of a case's retention, or None where none is computed.
-
-    The one place a confidence interval of retention comes from. A bootstrap over the paired
-    facts belongs here once benchmarks/analysis.py provides it; until then the site shows the
-    paired McNemar p and each value's standard error, labelled as such, and no interval."""
-    return None
+    """95 % interval of a case's retention, or None where none is computed: the paired
+    percentile bootstrap over facts of benchmarks/stats.py (seeded, so a rebuild gives the same
+    interval). Only for per-fact correctness (LAMA ranks, ability tasks' ``correct``) with a
+    higher-is-better main metric; perplexity has no per-fact outcome and gets no interval."""
+    if comp["probe"]["kind"] != "lama":   # ability metrics (acc_norm, ...) are not plain "correct"
+        return None
+    b, c = correctness(base), correctness(comp)
+    if not b or not c or not (b.keys() & c.keys()):
+        return None
+    return bootstrap_retention_ci(b, c)
 
 
 def main_metric(rec: dict) -> str:
