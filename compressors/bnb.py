@@ -35,8 +35,12 @@ def module_bits(modules: dict[str, torch.nn.Module], n_weights: int) -> float:
     from compressors.measure import _tensor_bytes
     seen: set = set()
     total = 0
-    for mod in modules.values():
-        for key, value in mod.state_dict().items():
+    # Hold every state dict at once: state_dict() builds some tensors afresh (bitsandbytes' quant
+    # maps), and a freed one's address may be reused by the next module's, which the dedup of tied
+    # tensors by address would then skip (bits came out 4.6 or 5.05 for the same model by test order).
+    state_dicts = [mod.state_dict() for mod in modules.values()]
+    for sd in state_dicts:
+        for key, value in sd.items():
             if key != "bias":
                 total += _tensor_bytes(value, seen)
     return 8 * total / n_weights
