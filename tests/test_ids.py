@@ -74,7 +74,8 @@ def test_pytest_k_by_architecture_and_bits():
     llama_models = {m.id for m in MODELS.values() if m.arch == "llama" and m.default}
     expected = {f"benchmarks/test_matrix.py::test_case[{c.id}]" for c in ALL
                 if c.model.id in llama_models and c.preset.bits == 8}
-    assert rc == 0 and set(items) == expected and len(expected) == 4 + 2
+    # smollm2: 4 LAMA + 9 ability + 1 perplexity probes; testbed-llama: 2 testbed probes
+    assert rc == 0 and set(items) == expected and len(expected) == 4 + 9 + 1 + 2
     rc, items = _collect("-k", "gemma3")
-    lama_probes = [p for p in PROBES.values() if "pypi-gguf" in p.sources]
-    assert rc == 0 and len(items) == len(PRESETS) * len(lama_probes) == 11 * 4
+    lama_probes = [p for p in PROBES.values() if "pypi-gguf" in p.sources]   # + ability, perplexity
+    assert rc == 0 and len(items) == len(PRESETS) * len(lama_probes) == 11 * (4 + 9 + 1)
