@@ -224,7 +224,9 @@ class Runner:
         write_record(self.results_dir, record)
         main = result.metrics[probe.main_metric]
         self.summary.append({"case_id": case.id, "metric": probe.main_metric, "value": main["value"],
-                             "stderr": main["stderr"], "retention": gate.get("retention"),
+                             # lm-eval reports no stderr for one example: print nan
+                             "stderr": float("nan") if main["stderr"] is None else main["stderr"],
+                             "retention": gate.get("retention"),
                              "verdict": gate["verdict"], "n": result.n})
         if gate["verdict"] == "fail":
             raise GateFailure(gate["message"])
