@@ -47,7 +47,8 @@ class Case:
 
     @property
     def floor(self) -> float | None:
-        return FLOORS.get(self.preset.id)
+        # Ability and perplexity cases record without a floor: they are the contrast to knowledge.
+        return FLOORS.get(self.preset.id) if self.probe.kind == "lama" else None
 
     @property
     def marks(self) -> tuple[str, ...]:

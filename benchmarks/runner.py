@@ -29,7 +29,7 @@ import torch
 from benchmarks import models as model_registry
 from benchmarks.record import (SCHEMA, SCHEMA_VERSION, RecordError, config_key, make_config_key,
                                read_record, write_record)
-from benchmarks.stats import flips, mcnemar_exact
+from benchmarks.stats import flips, is_correct, mcnemar_exact
 from benchmarks.stats import retention as paired_retention
 from compressors import compress
 from probes.lama import VERSION as LAMA_VERSION
@@ -200,7 +200,7 @@ class Runner:
         if preset.id == "none":
             self._baselines[(spec.id, probe.id)] = result
         # Latency: pytest-benchmark over repeated rounds of one fixed batch of this probe's prompts.
-        texts = [e["text"] for e in result.examples[:LATENCY_BATCH]]
+        texts = result.workload or [e["text"] for e in result.examples[:LATENCY_BATCH]]
         fn, n_tokens = latency_workload(model, tok, spec.family, texts)
         benchmark.extra_info["case_id"] = case.id
         benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
@@ -218,8 +218,9 @@ class Runner:
             "model": info,
             "preset": {"id": preset.id, "method": preset.method, "params": preset.params,
                        "bits": preset.bits, "effect": effect},
-            "probe": {"id": probe.id, "kind": probe.kind, "version": LAMA_VERSION,
+            "probe": {"id": probe.id, "kind": probe.kind, "version": result.meta.get("version", LAMA_VERSION),
                       "data_checksum": result.meta["data_checksum"], "limit": self.limit,
+                      "main_metric": probe.main_metric,
                       **{k: v for k, v in result.meta.items() if k not in ("data_checksum", "limit", "version")}},
             "metrics": result.metrics, "n": result.n, "groups": result.groups,
             "examples": result.examples,
@@ -237,7 +238,9 @@ class Runner:
         write_record(self.results_dir, record)
         main = result.metrics[probe.main_metric]
         self.summary.append({"case_id": case.id, "metric": probe.main_metric, "value": main["value"],
-                             "stderr": main["stderr"], "retention": gate.get("retention"),
+                             # lm-eval reports no stderr for one example: print nan
+                             "stderr": float("nan") if main["stderr"] is None else main["stderr"],
+                             "retention": gate.get("retention"),
                              "verdict": gate["verdict"], "n": result.n})
         if gate["verdict"] == "fail":
             raise GateFailure(gate["message"])
@@ -246,10 +249,13 @@ class Runner:
     def _gate(self, case, result) -> dict:
         if case.preset.id == "none":
             return {"floor": None, "verdict": "baseline"}
+        if case.probe.kind == "perplexity":   # no per-example correctness: recorded, not gated
+            return {"floor": None, "verdict": "recorded",
+                    "baseline_case": f"{case.model.id}__none__{case.probe.id}"}
         base = self.baseline(case.model, case.probe)
         metric = case.probe.main_metric
-        b_correct = {e["uid"]: e["rank"] == 1 for e in base.examples}
-        c_correct = {e["uid"]: e["rank"] == 1 for e in result.examples}
+        b_correct = {e["uid"]: is_correct(e) for e in base.examples}
+        c_correct = {e["uid"]: is_correct(e) for e in result.examples}
         lost, gained = flips(b_correct, c_correct)
         retention, b_val, c_val, n_shared = paired_retention(b_correct, c_correct)
         p = mcnemar_exact(lost, gained)

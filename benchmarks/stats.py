@@ -2,6 +2,7 @@
 
     lost, gained = flips(base_correct, comp_correct)
     p = mcnemar_exact(lost, gained)     # one-sided: P(a loss this large | no real change)
+    is_correct({"uid": "x", "correct": True}) -> True
 """
 from __future__ import annotations
 

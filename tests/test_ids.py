@@ -74,8 +74,10 @@ def test_pytest_k_by_architecture_and_bits():
     llama_models = {m.id for m in MODELS.values() if m.arch == "llama" and m.default}
     expected = {f"benchmarks/test_matrix.py::test_case[{c.id}]" for c in ALL
                 if c.model.id in llama_models and c.preset.bits == 8}
+    # smollm2: 6 LAMA-data probes (4 subsets, pararel, negated) + 9 ability + 1 perplexity per
+    # 8-bit preset; testbed-llama: its 2 testbed probes per 8-bit preset
     n_int8 = sum(p.bits == 8 for p in PRESETS.values())
-    assert rc == 0 and set(items) == expected and len(expected) == n_int8 * (4 + 2)
+    assert rc == 0 and set(items) == expected and len(expected) == n_int8 * (6 + 9 + 1 + 2)
     rc, items = _collect("-k", "gemma3")
-    lama_probes = [p for p in PROBES.values() if "pypi-gguf" in p.sources]
-    assert rc == 0 and len(items) == len(PRESETS) * len(lama_probes) and len(lama_probes) == 6
+    gguf_probes = [p for p in PROBES.values() if "pypi-gguf" in p.sources]   # + ability, perplexity
+    assert rc == 0 and len(items) == len(PRESETS) * len(gguf_probes) and len(gguf_probes) == 6 + 9 + 1

