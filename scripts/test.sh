@@ -20,7 +20,7 @@ run() {   # pytest exits 5 when nothing was collected: that is a failure here, n
   if [ $rc -eq 5 ]; then echo "error: no tests ran for: pytest $*" >&2; exit 1; fi
   [ $rc -eq 0 ] || exit $rc
 }
-run tests -q
+run tests -q -n 2   # pytest-xdist: two workers, as the machine has two cores
 run benchmarks --tiny --limit 1 --presets default -m "not ability and not perplexity" \
   --results-dir "$SMOKE" -q --benchmark-disable
 # One preset of each new compression family through the whole path, on the tiny causal model.

@@ -53,7 +53,9 @@ def perplexity(model, preset, ppl, *, name=None, **preset_kw):
     rec["probe"].update(kind="perplexity", main_metric="word_perplexity")
     rec["metrics"] = {"word_perplexity": {"value": ppl, "stderr": None, "higher_is_better": False},
                       "perplexity": {"value": ppl / 2, "stderr": None, "higher_is_better": False}}
-    rec["groups"], rec["examples"], rec["n"] = {}, [], 1000
+    # as probes/perplexity.py writes them: n = windows scored, one example per window
+    rec["groups"], rec["n"] = {}, 4
+    rec["examples"] = [{"uid": f"wikitext-2/window-{i}", "nll": 250.0, "tokens": 100} for i in range(4)]
     return rec
 
 
@@ -83,8 +85,10 @@ def all_records():
         perplexity("toy", "none", 20.0, weight_bytes=4000),
         perplexity("toy", "sparse-50", 25.0, sparsity=0.5, weight_bytes=4000),
         error("toy", "gptq-int4", "trex", {"type": "MissingBackend",
-                                           "message": "gptqmodel is not installed: pip install gptqmodel"}),
-        error("toy", "gptq-int4", "boolq", "CUDA out of memory", kind="ability"),
+                                           "message": "gptqmodel is not installed: pip install gptqmodel",
+                                           "phase": "compress"}),
+        error("toy", "gptq-int4", "boolq", {"type": "OutOfMemoryError", "message": "CUDA out of memory",
+                                            "phase": "probe"}, kind="ability"),
         lama("xss", "none", base, name=XSS, weight_bytes=900),
         lama("xss", "sparse-50", [1, 2, 1, 1, 1, 1, 2, 3, 1, 1], name=XSS, sparsity=0.5, weight_bytes=900),
     ]

@@ -55,10 +55,10 @@ def test_out_of_memory_in_compress_records_the_failure_and_resets_the_models(run
     _run(runner, _case("none"))
     real = runner_mod.compress
 
-    def oom(model, preset_id, family):
+    def oom(model, preset_id, family, **kwargs):
         if preset_id == "sparse-50":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(model, preset_id, family)
+        return real(model, preset_id, family, **kwargs)
     monkeypatch.setattr(runner_mod, "compress", oom)
     with pytest.raises(torch.OutOfMemoryError):
         _run(runner, _case("sparse-50"))
@@ -80,7 +80,7 @@ def test_compression_error_keeps_the_dense_model(runner, monkeypatch):
     _run(runner, _case("none"))
     dense = runner._dense
 
-    def broken(*_):
+    def broken(*_, **__):
         raise CompressionError("sparse-50 changed nothing: 0 weights were zeroed")
     monkeypatch.setattr(runner_mod, "compress", broken)
     with pytest.raises(CompressionError):
