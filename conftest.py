@@ -35,6 +35,8 @@ def pytest_addoption(parser):
     g.addoption("--shard", default=None, metavar="K/N",
                 help="run shard K of N: whole models (or model+preset units when there are fewer "
                      "models than shards), deterministic; merge the record folders with site/build.py")
+    g.addoption("--probes", default="all",
+                help="all | default (the main job's probes) | comma-separated probe ids (default: all)")
     g.addoption("--presets", default="all",
                 help="all | default (the main job's subset) | comma-separated preset ids "
                      "(default: all)")
@@ -83,16 +85,20 @@ def _which_models(config) -> str:
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
-    from benchmarks.matrix import cases, select_models, select_presets
+    from benchmarks.matrix import cases, select_models, select_presets, select_probes
     from benchmarks.scaleout import xdist_group
     try:
         presets = select_presets(metafunc.config.getoption("--presets"))
     except KeyError as exc:
         raise pytest.UsageError(f"--presets: {exc.args[0]}") from None
+    try:
+        probes = select_probes(metafunc.config.getoption("--probes"))
+    except KeyError as exc:
+        raise pytest.UsageError(f"--probes: {exc.args[0]}") from None
     # xdist_group: with `-n W --dist loadgroup` a model's cases share one worker (loaded once).
     params = [pytest.param(c, id=c.id, marks=[*(getattr(pytest.mark, m) for m in c.marks),
                                               pytest.mark.xdist_group(xdist_group(c))])
-              for c in cases(select_models(_which_models(metafunc.config)), presets)]
+              for c in cases(select_models(_which_models(metafunc.config)), presets, probes)]
     metafunc.parametrize("case", params)
 
 
@@ -105,9 +111,10 @@ def _keep_shard(config, items):
         raise pytest.UsageError(str(exc)) from None
     if shard is None:
         return
-    from benchmarks.matrix import cases, select_models, select_presets
+    from benchmarks.matrix import cases, select_models, select_presets, select_probes
     where = assign(cases(select_models(_which_models(config)),
-                         select_presets(config.getoption("--presets"))), shard[1])
+                         select_presets(config.getoption("--presets")),
+                         select_probes(config.getoption("--probes"))), shard[1])
     keep, drop = [], []
     for item in items:
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")

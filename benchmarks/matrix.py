@@ -86,7 +86,8 @@ def select_models(which: str) -> list[ModelSpec]:
 
 def select_presets(which: str = "all") -> list[Preset]:
     """'all' (every registered preset) | 'default' (the main job's curated subset: the baseline,
-    the global sparsity sweep and int8-dyn) | comma-separated preset ids."""
+    global sparsity 10-90 in steps of 20, int8-dyn, bnb-int8, nf4-single, wanda-50) |
+    comma-separated preset ids."""
     if which == "all":
         return list(PRESETS.values())
     if which == "default":
@@ -98,12 +99,27 @@ def select_presets(which: str = "all") -> list[Preset]:
     return chosen
 
 
-def cases(models: list[ModelSpec], presets: list[Preset] | None = None) -> list[Case]:
+def select_probes(which: str = "all") -> list[Probe]:
+    """'all' | 'default' (the main job's: LAMA's four subsets, the paper's BoolQ, PIQA and
+    Winogrande, WikiText-2 perplexity, the testbed's facts) | comma-separated probe ids."""
+    if which == "all":
+        return list(PROBES.values())
+    if which == "default":
+        return [p for p in PROBES.values() if p.default]
+    from probes import get_probe
+    chosen = [get_probe(pid) for pid in filter(None, (x.strip() for x in which.split(",")))]
+    if not chosen:
+        raise KeyError("--probes is empty: give all, default or comma-separated probe ids")
+    return chosen
+
+
+def cases(models: list[ModelSpec], presets: list[Preset] | None = None,
+          probes: list[Probe] | None = None) -> list[Case]:
     """Every compatible combination, ordered so each model's cases run together, baseline first
     (incompatible probe/family pairs are not collected, so counts stay honest)."""
     presets = list(PRESETS.values()) if presets is None else presets
-    out = [Case(m, p, b) for m in models for p in presets for b in PROBES.values()
-           if b.compatible(m)]
+    probes = list(PROBES.values()) if probes is None else probes
+    out = [Case(m, p, b) for m in models for p in presets for b in probes if b.compatible(m)]
     preset_order = {pid: i for i, pid in enumerate(PRESETS)}   # `none` registers first
     probe_order = {pid: i for i, pid in enumerate(PROBES)}
     model_order = {m.id: i for i, m in enumerate(models)}

@@ -20,11 +20,12 @@ from compressors.measure import linear_modules, weight_bytes
 INSTALL = "pip install bitsandbytes==0.50.2"
 BACKEND = ("bitsandbytes", INSTALL)
 
-register_preset(Preset("bnb-int8", "bnb", bits=8, default=False, backend=BACKEND,
+register_preset(Preset("bnb-int8", "bnb", bits=8, default=True, backend=BACKEND,
                        params={"kind": "int8", "threshold": 6.0}))
 for qt in ("nf4", "fp4"):
     for dq, word in ((False, "single"), (True, "double")):
-        register_preset(Preset(f"{qt}-{word}", "bnb", bits=4, default=False, backend=BACKEND,
+        register_preset(Preset(f"{qt}-{word}", "bnb", bits=4, backend=BACKEND,
+                               default=(qt, word) == ("nf4", "single"),
                                params={"kind": qt, "double_quant": dq, "blocksize": 64,
                                        "compute_dtype": "float32"}))
 

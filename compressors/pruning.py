@@ -14,7 +14,7 @@ from compressors import CompressionError, Preset, handler, register_preset
 from compressors.measure import linear_modules, sparsity, weight_bytes
 
 for pct in range(10, 100, 10):
-    register_preset(Preset(f"sparse-{pct}", "global-magnitude",
+    register_preset(Preset(f"sparse-{pct}", "global-magnitude", default=pct % 20 == 10,
                            params={"amount": pct / 100, "scope": "linear", "norm": "L1"}))
 
 # Measured sparsity may differ from the target only by ties at the threshold and rounding.

@@ -19,7 +19,7 @@ from compressors.pruning_structured import nm_effect, nm_mask, out_in
 
 _COMMON = {"scope": "linear", "score": "|w| * ||x||_2", "group": "output row",
            "activations": "dense model, one pass", "calibration": "wikitext-2 test slice"}
-register_preset(Preset("wanda-50", "wanda", default=False, params={"amount": 0.5, **_COMMON}))
+register_preset(Preset("wanda-50", "wanda", default=True, params={"amount": 0.5, **_COMMON}))
 register_preset(Preset("wanda-2-4", "wanda", default=False, params={"n": 2, "m": 4, **_COMMON}))
 
 

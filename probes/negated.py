@@ -57,4 +57,5 @@ class NegatedProbe(Probe):
 
 
 # Not on tiny models (see probes/pararel.py); tests cover the probe on small data.
-PROBE = NegatedProbe("negated", "lama", "negated-trex", sources=("pypi-gguf", "hub"))
+PROBE = NegatedProbe("negated", "lama", "negated-trex", sources=("pypi-gguf", "hub"),
+                     default=False)   # the knowledge report's probe, not the main job's

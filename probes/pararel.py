@@ -137,4 +137,5 @@ class ParaRelProbe(Probe):
 
 # Not on tiny models: their random weights make every candidate a contender, so the exact
 # search scores nearly all of them (minutes per case); tests cover the probe on small data.
-PROBE = ParaRelProbe("pararel", "lama", "pararel", sources=("pypi-gguf", "hub"))
+PROBE = ParaRelProbe("pararel", "lama", "pararel", sources=("pypi-gguf", "hub"),
+                     default=False)   # ~4x a T-REx case: the knowledge report, not the main job

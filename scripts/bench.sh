@@ -12,9 +12,11 @@ RESULTS=${KCB_RESULTS_DIR:-results/records}
 LIMIT=${KCB_LIMIT:-10}
 LIMIT_ARG=(); [ "$LIMIT" != "0" ] && LIMIT_ARG=(--limit "$LIMIT")
 start=$(date +%s)
-# --presets default: the curated subset (baseline, sparsity sweep, int8-dyn); the full menu is
-# `--presets all`, the default of a plain `pytest benchmarks`.
-python -m pytest benchmarks "${LIMIT_ARG[@]}" --presets default --results-dir "$RESULTS" \
+# --presets default / --probes default: the curated subset (baseline, global sparsity 10-90 in
+# steps of 20, int8-dyn, bnb-int8, nf4-single, wanda-50; LAMA's four subsets, BoolQ, PIQA,
+# Winogrande, WikiText-2, the testbed's facts). The full menu is `--presets all --probes all`, the
+# default of a plain `pytest benchmarks`.
+python -m pytest benchmarks "${LIMIT_ARG[@]}" --presets default --probes default --results-dir "$RESULTS" \
   --benchmark-columns=mean,rounds --benchmark-sort=name -q "$@"
 status=$?
 echo "benchmark wall time: $(( $(date +%s) - start )) s (pytest exit $status)"

@@ -21,7 +21,9 @@ run() {   # pytest exits 5 when nothing was collected: that is a failure here, n
   [ $rc -eq 0 ] || exit $rc
 }
 run tests -q -n 2   # pytest-xdist: two workers, as the machine has two cores
-run benchmarks --tiny --limit 1 --presets default -m "not ability and not perplexity" \
+# (bitsandbytes 4-bit refuses layers narrower than its 64-weight block, and the tiny models are
+# 32 wide: nf4 is tested at width 64 in tests/test_compressors_quant.py and on SmolLM2 below.)
+run benchmarks --tiny --limit 1 --presets default -m "not ability and not perplexity" -k "not nf4" \
   --results-dir "$SMOKE" -q --benchmark-disable
 # One preset of each new compression family through the whole path, on the tiny causal model.
 run benchmarks --tiny --limit 1 -k "tiny-causal and trex" --results-dir "$SMOKE" -q \
@@ -34,7 +36,7 @@ run benchmarks -k "smollm2 and (none or sparse-10) and (piqa or wikitext-2)" --l
   --results-dir "$SMOKE" -q --benchmark-columns=mean,rounds
 # Real weights, both default models, one pruning and one int8 preset. Chosen among presets these
 # models survive (docs/measurements.md): the smoke checks the path, tests/test_gate.py the gate.
-run benchmarks -k "smollm2 and (none or sparse-10) and trex" --limit 2 \
+run benchmarks -k "smollm2 and (none or sparse-10 or nf4-single) and trex" --limit 2 \
   --results-dir "$SMOKE" -q --benchmark-columns=mean,rounds
 run benchmarks -k "gemma and (none or int8-dyn) and trex" --limit 1 --results-dir "$SMOKE" -q \
   --benchmark-columns=mean,rounds
