@@ -182,3 +182,15 @@ def config_key(record: dict) -> str:
     return make_config_key(record["case_id"], record["model"].get("revision"),
                            record["preset"].get("params"), record["probe"].get("version"),
                            record["probe"].get("data_checksum"), record["probe"].get("limit"))
+
+
+def read_latest(folders) -> dict[str, dict]:
+    """Several results folders (e.g. one per machine or shard) merged: case id -> its latest
+    record by ``timestamps.finished``. Every file is validated; a bad one raises naming it."""
+    latest: dict[str, dict] = {}
+    for folder in folders:
+        for rec in read_records(folder):
+            cur = latest.get(rec["case_id"])
+            if cur is None or rec["timestamps"]["finished"] >= cur["timestamps"]["finished"]:
+                latest[rec["case_id"]] = rec
+    return latest

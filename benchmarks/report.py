@@ -16,18 +16,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.analysis import knowledge_summary, pair_records, relation_types
-from benchmarks.record import RecordError, read_records
-
-
-def _merge(folders: list[Path]) -> dict[str, dict]:
-    """Several results folders; the latest record of a case wins (as on the leaderboard)."""
-    latest: dict[str, dict] = {}
-    for folder in folders:
-        for rec in read_records(folder):
-            cur = latest.get(rec["case_id"])
-            if cur is None or rec["timestamps"]["finished"] >= cur["timestamps"]["finished"]:
-                latest[rec["case_id"]] = rec
-    return latest
+from benchmarks.record import RecordError, read_latest
 
 
 def _pct(x):
@@ -92,7 +81,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the summaries as JSON")
     args = ap.parse_args(argv)
     try:
-        records = _merge(args.results)
+        records = read_latest(args.results)
     except RecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

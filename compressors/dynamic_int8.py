@@ -35,6 +35,19 @@ def _conv1d_to_linear(conv) -> torch.nn.Linear:
     return lin
 
 
+def linear_scope_as_linear(model) -> tuple[dict, int]:
+    """The model's linear layers, GPT-2 ``Conv1D`` ones replaced in place by equivalent
+    ``nn.Linear`` (backends that only know ``nn.Linear`` would skip them silently); returns
+    ({name: original module}, number of weights in scope)."""
+    from compressors.measure import linear_modules
+    scope = linear_modules(model)
+    n_weights = sum(m.weight.numel() for m in scope.values())
+    for name, mod in scope.items():
+        if not isinstance(mod, torch.nn.Linear):
+            _set_module(model, name, _conv1d_to_linear(mod))
+    return scope, n_weights
+
+
 def _set_module(model, name, new):
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model

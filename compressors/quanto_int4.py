@@ -15,8 +15,8 @@ import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
 from compressors.bnb import module_bits
-from compressors.dynamic_int8 import _conv1d_to_linear, _set_module
-from compressors.measure import linear_modules, weight_bytes
+from compressors.dynamic_int8 import linear_scope_as_linear
+from compressors.measure import weight_bytes
 
 INSTALL = "pip install --no-deps optimum-quanto==0.2.7 ninja"
 BACKEND = ("optimum.quanto", INSTALL)
@@ -39,11 +39,7 @@ def apply_quanto(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     import optimum.quanto as oq
     from importlib.metadata import version
     before = weight_bytes(model)
-    scope = linear_modules(model)
-    n_weights = sum(m.weight.numel() for m in scope.values())
-    for name, mod in scope.items():
-        if not isinstance(mod, torch.nn.Linear):
-            _set_module(model, name, _conv1d_to_linear(mod))
+    scope, n_weights = linear_scope_as_linear(model)
     names = sorted(scope)
     oq.quantize(model, weights=getattr(oq, preset.params["weights"]), include=names)
     oq.freeze(model)

@@ -12,8 +12,8 @@ import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
 from compressors.bnb import module_bits
-from compressors.dynamic_int8 import _conv1d_to_linear, _set_module
-from compressors.measure import linear_modules, weight_bytes
+from compressors.dynamic_int8 import linear_scope_as_linear
+from compressors.measure import weight_bytes
 
 INSTALL = "pip install --no-deps torchao==0.18.0"
 BACKEND = ("torchao", INSTALL)
@@ -32,11 +32,7 @@ def apply_torchao(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     import torchao
     from torchao import quantization as q
     before = weight_bytes(model)
-    scope = linear_modules(model)
-    n_weights = sum(m.weight.numel() for m in scope.values())
-    for name, mod in scope.items():
-        if not isinstance(mod, torch.nn.Linear):
-            _set_module(model, name, _conv1d_to_linear(mod))
+    scope, n_weights = linear_scope_as_linear(model)
     names = set(scope)
     cls = getattr(q, preset.params["config"])
     config = cls(group_size=preset.params["group_size"]) if "group_size" in preset.params else cls()

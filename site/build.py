@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # `site` is not a package (the stdlib owns that name)
 sys.path.insert(0, str(HERE))
 
-from benchmarks.record import RecordError, read_records  # noqa: E402
+from benchmarks.record import RecordError, read_latest  # noqa: E402
 from board import (Board, _channel_bits, error_text, knowledge_bits,  # noqa: E402,F401
                    relation_types)
 
@@ -34,13 +34,8 @@ class SiteError(ValueError):
 
 
 def merge(folders: list[Path]) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for folder in folders:
-        for rec in read_records(folder):
-            cur = latest.get(rec["case_id"])
-            if cur is None or rec["timestamps"]["finished"] >= cur["timestamps"]["finished"]:
-                latest[rec["case_id"]] = rec
-    return latest
+    """Latest record per case over several folders (benchmarks/record.py: read_latest)."""
+    return read_latest(folders)
 
 
 # -- formatting filters -------------------------------------------------------------------
