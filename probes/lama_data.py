@@ -179,19 +179,37 @@ def _causal_template(template: str, pararel: Path | None, group: str) -> str | N
         return template
     if pararel is None or not (pararel / f"{group}.jsonl").is_file():
         return None
-    path = pararel / f"{group}.jsonl"
-    for lineno, line in enumerate(_decode(path.read_bytes(), path).splitlines(), 1):
-        try:
-            row = json.loads(line) if line.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise LamaDataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        pattern = row.get("pattern", "") if isinstance(row, dict) else ""
-        if not isinstance(pattern, str):
-            raise LamaDataError(f"{path}:{lineno}: pattern must be text, not {type(pattern).__name__}")
+    for pattern in read_pararel_patterns(pararel / f"{group}.jsonl"):
         if pattern.count(SLOT) == 1 and pattern.count("[X]") == 1 and slot_is_last(pattern) \
                 and pattern.find("[X]") < pattern.find(SLOT):
             return pattern
     return None
+
+
+def read_pararel_patterns(path: Path, digest=None) -> list[str]:
+    """Every pattern of one ParaRel file, in file order; ``digest`` (a hashlib object), if given,
+    takes the file's name and bytes. A malformed line raises LamaDataError naming file:line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LamaDataError(f"cannot read ParaRel file {path}: {exc}") from None
+    if digest is not None:
+        digest.update(path.name.encode() + b"\0" + raw)
+    out = []
+    for lineno, line in enumerate(_decode(raw, path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LamaDataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or "pattern" not in row:
+            raise LamaDataError(f"{path}:{lineno}: expected a JSON object with a 'pattern'")
+        pattern = row["pattern"]
+        if not isinstance(pattern, str):
+            raise LamaDataError(f"{path}:{lineno}: pattern must be text, not {type(pattern).__name__}")
+        out.append(pattern)
+    return out
 
 
 def _unique(uid: str, path: Path, row: dict, seen: dict) -> None:

@@ -22,7 +22,6 @@ fewer than two eligible patterns are left out and listed in the record's ``exclu
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -52,27 +51,9 @@ def eligible(pattern: str, family: str) -> bool:
     return True
 
 
-def read_patterns(path: Path, digest) -> list[str]:
-    """Every pattern of one ParaRel file, in file order (a malformed line names the file)."""
-    from probes.lama_data import LamaDataError
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise LamaDataError(f"cannot read ParaRel file {path}: {exc}") from None
-    digest.update(path.name.encode() + b"\0" + raw)
-    out = []
-    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line)["pattern"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise LamaDataError(f"{path}:{lineno}: expected a JSON object with a 'pattern'") from None
-    return out
-
-
 def facts_and_patterns(root: Path, family: str, limit: int | None, cap: int):
     """(facts to score, candidates, per-relation templates, excluded, checksum, files)."""
-    from probes.lama_data import Fact, LamaDataError, load_subset
+    from probes.lama_data import Fact, LamaDataError, load_subset, read_pararel_patterns
     pararel = root / "ParaRel"
     if not pararel.is_dir():
         raise LamaDataError(f"no ParaRel folder in {root}: the LAMA download provides it "
@@ -89,7 +70,7 @@ def facts_and_patterns(root: Path, family: str, limit: int | None, cap: int):
             excluded.append({"relation": rel, "reason": "no ParaRel patterns"})
             continue
         files.append(str(path.relative_to(root)))
-        chosen = [(i, p) for i, p in enumerate(read_patterns(path, digest)) if eligible(p, family)][:cap]
+        chosen = [(i, p) for i, p in enumerate(read_pararel_patterns(path, digest)) if eligible(p, family)][:cap]
         if len(chosen) < 2:
             excluded.append({"relation": rel, "reason": f"{len(chosen)} eligible pattern(s) for "
                                                         f"{family} models; consistency needs two"})
