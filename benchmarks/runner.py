@@ -132,7 +132,7 @@ def latency_workload(model, tokenizer, family, texts):
 
 class Runner:
     def __init__(self, lama_root: Path, results_dir: Path, limit: int | None, device: str = "cpu",
-                 batch_size: int = 32):
+                 batch_size: int = 64):
         self.lama_root, self.results_dir = lama_root, Path(results_dir)
         self.limit, self.device, self.batch_size = limit, device, batch_size
         self._dense = None          # (model id, model, tokenizer, info)

@@ -55,6 +55,30 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+# A forward pass streams every weight once whatever it runs: on the 2-core CPU this costs SmolLM2
+# about as much as 64 more tokens (64 ms a call, 1 ms a token, measured). Splitting a batch pays
+# only when it saves more padding than that.
+CALL_COST_TOKENS = 64
+
+
+def _batches(lengths: list[int], cap: int, call_cost: int = CALL_COST_TOKENS) -> list[list[int]]:
+    """Indices grouped for batched passes, shortest first: at most ``cap`` rows per batch, and a
+    batch closes early when padding it to its next, longer member would cost more padded tokens
+    than one more forward pass (``call_cost``). Plain sorting leaves the long tail of a batch
+    padded to its longest prompt; this splits there, and nowhere the split would cost more."""
+    out, cur, longest = [], [], 0
+    for i in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        n = lengths[i]
+        if cur and (len(cur) == cap or len(cur) * (n - longest) > call_cost):
+            out.append(cur)
+            cur = []
+        cur.append(i)
+        longest = n
+    if cur:
+        out.append(cur)
+    return out
+
+
 # ------------------------------------------------------------------------------ causal LMs
 def _head(model, hidden):
     """Vocabulary log-probs for the hidden states given (P, H) -> (P, V): the head is applied
@@ -64,25 +88,6 @@ def _head(model, hidden):
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return torch.log_softmax(logits.float(), dim=-1)
-
-
-def _has_cache(model) -> bool:
-    """A transformers causal LM whose body can be run alone, with positions, through a KV cache
-    (transformers 5 models; the test doubles in tests/helpers.py take the plain path)."""
-    import inspect
-    base = getattr(model, "base_model", model)
-    if base is model or not hasattr(model, "get_output_embeddings"):
-        return False
-    params = inspect.signature(base.forward).parameters
-    if not ("cache" in params and "position_ids" in params):
-        return False
-    # torch's dynamic int8 Linear quantizes its input with ONE scale per call (per tensor), so
-    # what shares a call changes every row's rounding. Through the KV cache a candidate's tokens
-    # run alone and the prompts run left-padded: Gemma-3-270M int8-dyn kept 0.95 of its T-REx
-    # facts (--limit 1) scored as whole sequences and 0.29 through the cache. Such models are
-    # scored as whole sequences, as the paper's scripts did and as this suite always has.
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
-    return not any(isinstance(m, DynamicInt8Linear) for m in model.modules())
 
 
 def _causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id: int):
@@ -114,59 +119,179 @@ def _take_rows(cache, idx: torch.Tensor):
     return out
 
 
+def _pack(lengths: list[int], row_tokens: int) -> list[list[int]]:
+    """First-fit decreasing: indices into rows of at most ``row_tokens`` tokens (one longer item
+    makes a row of its own)."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        r = next((r for r, free in enumerate(room) if lengths[i] <= free), None)
+        if r is None:
+            rows.append([])
+            room.append(max(row_tokens, lengths[i]))
+            r = len(rows) - 1
+        rows[r].append(i)
+        room[r] -= lengths[i]
+    return rows
+
+
+# Rows of a packed pass: long enough that a pass runs few, padded rows; short enough that the
+# attention each row computes over all of its columns (mostly masked) stays a few percent.
+ROW_TOKENS = 128
+_NO_SEGMENT = -(2**40)   # padding columns get segment ids below this, one each: they see only themselves
+
+
+def _segment_mask(q_seg, q_pos, kv_seg, kv_pos, window=None):
+    """(R, Q) query and (R, K) key segment ids and positions -> (R, 1, Q, K) bool: a token sees
+    the tokens of its own segment at positions up to its own (and within ``window``)."""
+    ok = (q_seg[:, :, None] == kv_seg[:, None, :]) & (kv_pos[:, None, :] <= q_pos[:, :, None])
+    if window:
+        ok &= q_pos[:, :, None] - kv_pos[:, None, :] < window
+    return ok[:, None]
+
+
 class _PromptCache:
     """One pass over a chunk's prompts, kept as a KV cache, so that every candidate path is
     scored by running only its own tokens (a date's digits, an entity's word pieces) against the
-    shared prompt instead of re-running the prompt once per path (the profile's main cost).
+    shared prompt instead of re-running the prompt once per path.
 
-    Prompts are left-padded, so the slot is the last column for every row; positions are counted
-    from each prompt's first real token, so padding changes nothing but rounding.
+    Prompts are packed end to end into rows of about ROW_TOKENS tokens (no padding between them)
+    and a 4-D attention mask keeps every prompt, and later every candidate path, to its own
+    tokens; positions count from each prompt's first token, so the packing changes nothing but
+    rounding (tests/test_lama_cache.py). Padding a batch to its longest prompt cost as many
+    tokens as the prompts themselves on T-REx; packed, a pass runs only real tokens.
     """
 
-    def __init__(self, model, ctxs: list[list[int]], pad_id: int):
-        self.model, self.base, dev = model, model.base_model, _device(model)
-        self.lens = torch.tensor([len(c) for c in ctxs])
-        width = max(len(c) for c in ctxs)
-        ids = torch.full((len(ctxs), width), pad_id, dtype=torch.long)
-        self.mask = torch.zeros((len(ctxs), width), dtype=torch.long)
-        for i, c in enumerate(ctxs):
-            ids[i, width - len(c):] = torch.tensor(c)
-            self.mask[i, width - len(c):] = 1
-        pos = (self.mask.cumsum(-1) - 1).clamp(min=0)
-        self.mask = self.mask.to(dev)
-        out = self.base(input_ids=ids.to(dev), attention_mask=self.mask, position_ids=pos.to(dev),
-                        use_cache=True)
-        self.cache = out.cache   # transformers 5.x names it `cache` (was past_key_values)
-        self.slot = _head(model, out.last_hidden_state[:, -1])                 # (B, V)
+    @staticmethod
+    def supported(model) -> bool:
+        """A transformers causal LM whose body takes a KV cache, positions and a prepared 4-D
+        mask (sdpa or eager attention), with full or Gemma-style sliding layers only."""
+        import inspect
+        base = getattr(model, "base_model", model)
+        if base is model or not hasattr(model, "get_output_embeddings"):
+            return False
+        params = inspect.signature(base.forward).parameters
+        if not ("cache" in params and "position_ids" in params):
+            return False
+        cfg = model.config
+        if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"):
+            return False
+        kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+        if not kinds <= {"full_attention", "sliding_attention"}:
+            return False
+        if getattr(cfg, "sliding_window", None) and not getattr(cfg, "layer_types", None):
+            return False   # a window on every layer (Mistral-style): not modelled here
+        # torch's dynamic int8 Linear quantizes its input with ONE scale per call (per tensor), so
+        # what shares a call changes every row's rounding: through the cache Gemma-3-270M int8-dyn
+        # kept 0.29 of its T-REx facts instead of 0.95 (--limit 1). Such models are scored as
+        # whole sequences, as the paper's scripts did.
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+        return not any(isinstance(m, DynamicInt8Linear) for m in model.modules())
 
-    def rows(self, items: list[tuple[int, list[int]]]) -> list[torch.Tensor]:
-        """items: [(prompt index, continuation tokens)] -> per item (1 + len(tokens), V) log-prob
-        rows: row 0 is the slot, row j + 1 follows the continuation's token j."""
-        out = [self.slot[i:i + 1] for i, _ in items]
-        run = [k for k, (_, toks) in enumerate(items) if toks]
-        if not run:
-            return out
-        dev = self.mask.device
-        idx = torch.tensor([items[k][0] for k in run])
-        width = max(len(items[k][1]) for k in run)
-        ids = torch.full((len(run), width), 0, dtype=torch.long)
-        mask = torch.zeros((len(run), width), dtype=torch.long)
-        for r, k in enumerate(run):   # right-padded: padding comes after every real token
-            toks = items[k][1]
-            ids[r, :len(toks)] = torch.tensor(toks)
-            mask[r, :len(toks)] = 1
-        pos = self.lens[idx, None] + torch.arange(width)[None, :]
-        idx_dev = idx.to(dev)
-        hidden = self.base(input_ids=ids.to(dev), position_ids=pos.to(dev),
-                           attention_mask=torch.cat([self.mask[idx_dev], mask.to(dev)], dim=1),
-                           cache=_take_rows(self.cache, idx_dev),
-                           use_cache=True).last_hidden_state                 # (R, L, H)
-        rr = [r for r, k in enumerate(run) for _ in items[k][1]]
-        cc = [j for k in run for j in range(len(items[k][1]))]
-        logp = torch.split(_head(self.model, hidden[rr, cc]), [len(items[k][1]) for k in run])
-        for k, rows in zip(run, logp):
-            out[k] = torch.cat([out[k], rows])
+    def __init__(self, model, ctxs: list[list[int]]):
+        from transformers import DynamicCache
+        self.model, self.base, self.dev = model, model.base_model, _device(model)
+        cfg = model.config
+        self.layer_types = getattr(cfg, "layer_types", None)
+        self.window = getattr(cfg, "sliding_window", None) if self.layer_types else None
+        self.eager = cfg._attn_implementation == "eager"
+        self.lens = [len(c) for c in ctxs]
+        rows = _pack(self.lens, ROW_TOKENS)
+        width = max(sum(self.lens[i] for i in r) for r in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        pos = torch.zeros((len(rows), width), dtype=torch.long)
+        seg = _NO_SEGMENT - torch.arange(width).repeat(len(rows), 1)
+        self.where = [None] * len(ctxs)          # prompt -> (row, column of its last token)
+        for r, members in enumerate(rows):
+            col = 0
+            for i in members:
+                n = self.lens[i]
+                ids[r, col:col + n] = torch.tensor(ctxs[i])
+                pos[r, col:col + n] = torch.arange(n)
+                seg[r, col:col + n] = i
+                self.where[i] = (r, col + n - 1)
+                col += n
+        self.seg, self.pos = seg, pos
+        # No config: every layer keeps its whole cache (a sliding layer's own cache would trim
+        # the packed row); the mask applies the window instead, by position.
+        out = self.base(input_ids=ids.to(self.dev), position_ids=pos.to(self.dev),
+                        attention_mask=self._mask(seg, pos, seg, pos), cache=DynamicCache(),
+                        use_cache=True)
+        self.cache = out.cache
+        last = torch.tensor([w for w in self.where])
+        self.slot = _head(model, out.last_hidden_state[last[:, 0], last[:, 1]])       # (N, V)
+
+    def _mask(self, q_seg, q_pos, kv_seg, kv_pos):
+        def one(window):
+            ok = _segment_mask(q_seg, q_pos, kv_seg, kv_pos, window).to(self.dev)
+            if self.eager:   # eager attention adds the mask to the scores
+                return torch.zeros(ok.shape, device=self.dev).masked_fill(~ok, torch.finfo(torch.float32).min)
+            return ok
+        if not self.layer_types:
+            return one(None)
+        return {kind: one(self.window if kind == "sliding_attention" else None)
+                for kind in set(self.layer_types)}
+
+    def rows(self, items: list[tuple[int, list[int], int]], call_tokens: int) -> list[torch.Tensor]:
+        """items: [(prompt index, continuation tokens, first row)] -> per item the log-prob rows
+        ``first .. len(tokens)`` (row 0 is the slot, row j + 1 follows the continuation's token j).
+        Every token runs through the body (the cache needs it), but the vocabulary head, as costly
+        as the body on Gemma's 262k tokens, runs only on the rows asked for. Continuations are
+        packed into rows beside their prompt's cache row, at most ``call_tokens`` tokens a pass."""
+        out: list = [None] * len(items)
+        run = []
+        for k, (i, toks, first) in enumerate(items):
+            if first == 0:
+                out[k] = self.slot[i:i + 1]
+            if len(toks) >= max(first, 1):
+                run.append(k)
+        by_row: dict[int, list[int]] = {}
+        for k in run:
+            by_row.setdefault(self.where[items[k][0]][0], []).append(k)
+        packed = []                                  # (cache row, [items]) one per pass row
+        for r, ks in sorted(by_row.items()):
+            for members in _pack([len(items[k][1]) for k in ks], ROW_TOKENS // 2):
+                packed.append((r, [ks[m] for m in members]))
+        packed.sort(key=lambda rk: sum(len(items[k][1]) for k in rk[1]))
+        for batch in _batches([sum(len(items[k][1]) for k in ks) for _, ks in packed],
+                              max(1, call_tokens // (ROW_TOKENS // 2))):
+            self._run([packed[b] for b in batch], items, out)
         return out
+
+    def _run(self, packed, items, out):
+        width = max(sum(len(items[k][1]) for k in ks) for _, ks in packed)
+        n = len(packed)
+        ids = torch.zeros((n, width), dtype=torch.long)
+        pos = torch.zeros((n, width), dtype=torch.long)
+        q_fact = _NO_SEGMENT - torch.arange(width).repeat(n, 1)
+        q_item = q_fact.clone()
+        spans = []                                   # (item, pass row, first column, rows wanted)
+        for r, (_, ks) in enumerate(packed):
+            col = 0
+            for k in ks:
+                i, toks, first = items[k]
+                L = len(toks)
+                ids[r, col:col + L] = torch.tensor(toks)
+                pos[r, col:col + L] = self.lens[i] + torch.arange(L)
+                q_fact[r, col:col + L] = i
+                q_item[r, col:col + L] = k
+                spans.append((k, r, col, range(max(first - 1, 0), L)))
+                col += L
+        idx = torch.tensor([row for row, _ in packed])
+        seg, cpos = self.seg[idx], self.pos[idx]
+        mask_cache = self._mask(q_fact, pos, seg, cpos)
+        mask_new = self._mask(q_item, pos, q_item, pos)
+        cat = (lambda a, b: torch.cat([a, b], dim=-1))
+        mask = ({kind: cat(mask_cache[kind], mask_new[kind]) for kind in mask_cache}
+                if isinstance(mask_cache, dict) else cat(mask_cache, mask_new))
+        hidden = self.base(input_ids=ids.to(self.dev), position_ids=pos.to(self.dev),
+                           attention_mask=mask, cache=_take_rows(self.cache, idx.to(self.dev)),
+                           use_cache=True).last_hidden_state                 # (n, width, H)
+        rr = [r for _, r, col, want in spans for _ in want]
+        cc = [col + j for _, r, col, want in spans for j in want]
+        logp = torch.split(_head(self.model, hidden[rr, cc]), [len(want) for *_, want in spans])
+        for (k, *_), rows in zip(spans, logp):
+            out[k] = rows if out[k] is None else torch.cat([out[k], rows])
 
 
 class _Plan:
@@ -210,39 +335,46 @@ def _trie(plan) -> dict:
 _TRIES: dict = {}
 
 
-def _path_children(plan, c, rows) -> tuple[float, dict]:
-    """From the log-prob rows along candidate c's sequence (row i predicts token i), its exact
-    score and, for every prefix on the path, the log-probs of that prefix's children in the trie."""
+def _known_rows(plan, c, known: dict) -> int:
+    """How many leading rows of candidate c's path are known already (prefix -> children)."""
+    seq, i = plan.seqs[c], 0
+    while i < len(seq) and tuple(seq[:i]) in known:
+        i += 1
+    return i
+
+
+def _path_children(plan, c, rows, first, known: dict) -> float:
+    """Candidate c's exact score from its path's log-prob rows ``first ..`` (row i predicts token
+    i; the rows before ``first`` are in ``known``), and, into ``known``, for every new prefix on
+    the path the log-probs of that prefix's children in the trie."""
     trie, seq = _trie(plan), plan.seqs[c]
-    score = float(rows[torch.arange(len(seq)), torch.tensor(seq, device=rows.device)].sum())
-    known = {}
-    for i in range(len(seq)):
+    score = sum(known[tuple(seq[:i])][seq[i]] for i in range(first))
+    score += float(rows[torch.arange(len(seq) - first), torch.tensor(seq[first:], device=rows.device)].sum())
+    for i in range(first, len(seq)):
         prefix = tuple(seq[:i])
         kids = list(trie.get(prefix, {}))
-        known[prefix] = dict(zip(kids, rows[i, kids].tolist()))
-    return score, known
+        known.setdefault(prefix, dict(zip(kids, rows[i - first, kids].tolist())))
+    return score
 
 
-def _trie_search(plans, path_rows, batch_size):
+def _trie_search(plans, path_rows):
     """Exact score for the gold and for every candidate that could outrank it.
 
     A prefix's log-prob bounds every candidate below it. One teacher-forced pass over a
     candidate's whole sequence gives the next-token distribution after each of its prefixes, so
     a pass both scores that candidate and reveals the children of every prefix on its path. The
     search starts from the gold's path and opens a path below a prefix only while that prefix
-    still beats the gold's score. path_rows([(plan, c)]) -> rows (len(seq), V) per item.
+    still beats the gold's score. All of a round's paths go to path_rows at once (it batches them),
+    and only the rows not known yet are asked for, so only those meet the vocabulary head.
+    path_rows([(plan, c, first)]) -> rows ``first .. len(seq) - 1`` (V wide) per item.
     """
     known = {id(p): {} for p in plans}      # plan -> prefix -> {child token: log-prob}
     todo = [(p, p.gold) for p in plans]
     pending = [(p, (), 0.0) for p in plans]   # (plan, prefix, log-prob) nodes to open
     while todo:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            for (plan, c), rows in zip(chunk, path_rows(chunk)):
-                score, kids = _path_children(plan, c, rows)
-                plan.scores[c] = score
-                for prefix, children in kids.items():
-                    known[id(plan)].setdefault(prefix, children)
+        items = [(p, c, _known_rows(p, c, known[id(p)])) for p, c in todo]
+        for (plan, c, first), rows in zip(items, path_rows(items)):
+            plan.scores[c] = _path_children(plan, c, rows, first, known[id(plan)])
         todo, waiting, requested = [], [], set()
         while pending:
             plan, prefix, logp = pending.pop()
@@ -284,25 +416,35 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
         suffix = _tok(tokenizer, right, cache) if whole and right.strip() else []
         plan.seqs = [_tok(tokenizer, (sep if prompt else "") + c, cache) + suffix for c in plan.cands]
 
-    # Length bucketing: facts sorted by prompt length, so a chunk pads little; within a chunk
-    # the gold path first, then only the paths that could beat it (_trie_search).
-    order = sorted(range(len(plans)), key=lambda i: (len(plans[i].ctx), plans[i].fact.group))
-    cached = _has_cache(model)
+    # Facts in chunks of batch_size, relation by relation; within a chunk the gold paths first,
+    # then only the paths that could beat them (_trie_search). Packed prompts need no length
+    # bucketing; the plain path groups facts by length so its padded batches pad little.
+    order = sorted(range(len(plans)), key=lambda i: plans[i].fact.group)
+    cached = _PromptCache.supported(model)
+    chunks = ([order[s:s + batch_size] for s in range(0, len(order), batch_size)] if cached else
+              [[order[i] for i in b] for b in _batches([len(plans[i].ctx) for i in order], batch_size)])
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = [plans[i] for i in order[start:start + batch_size]]
+        for members in chunks:
+            chunk = [plans[i] for i in members]
             if cached:
-                prompts = _PromptCache(model, [p.ctx for p in chunk], pad)
+                prompts = _PromptCache(model, [p.ctx for p in chunk])
                 where = {id(p): i for i, p in enumerate(chunk)}
 
                 def path_rows(items):
-                    return prompts.rows([(where[id(p)], p.seqs[c][:-1]) for p, c in items])
+                    return prompts.rows([(where[id(p)], p.seqs[c][:-1], first) for p, c, first in items],
+                                        call_tokens=4 * batch_size)
             else:
                 def path_rows(items):
-                    seqs = [p.ctx + p.seqs[c] for p, c in items]
-                    positions = [list(range(len(p.ctx) - 1, len(s) - 1)) for (p, _), s in zip(items, seqs)]
-                    return _causal_logp(model, seqs, positions, pad)
-            _trie_search(chunk, path_rows, batch_size)
+                    out = [None] * len(items)
+                    for batch in _batches([len(p.ctx) + len(p.seqs[c]) for p, c, _ in items], batch_size):
+                        part = [items[b] for b in batch]
+                        seqs = [p.ctx + p.seqs[c] for p, c, _ in part]
+                        positions = [list(range(len(p.ctx) - 1 + first, len(s) - 1))
+                                     for (p, _, first), s in zip(part, seqs)]
+                        for b, rows in zip(batch, _causal_logp(model, seqs, positions, pad)):
+                            out[b] = rows
+                    return out
+            _trie_search(chunk, path_rows)
             bar.update(len(chunk))
 
 
@@ -341,12 +483,17 @@ def _score_seq2seq(model, tokenizer, plans, batch_size, bar):
         return [logp[i, 1:len(d)] for i, d in enumerate(dec)]
 
     def path_rows(items):
-        return decode([(p, p.seqs[c][:-1]) for p, c in items])
+        out = [None] * len(items)
+        for start in range(0, len(items), batch_size):
+            part = items[start:start + batch_size]
+            rows = decode([(p, p.seqs[c][:-1]) for p, c, _ in part])
+            out[start:start + len(part)] = [r[first:] for r, (_, _, first) in zip(rows, part)]
+        return out
 
     with torch.inference_mode():
         for start in range(0, len(plans), batch_size):
             chunk = plans[start:start + batch_size]
-            _trie_search(chunk, path_rows, batch_size)
+            _trie_search(chunk, path_rows)
             bar.update(len(chunk))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.tiny import build, tokenizer
-from probes.lama import score_subset
+from probes.lama import _PromptCache, _batches, _pack, score_subset
 from probes.lama_data import SLOT, load_subset
 
 # Subjects of very different lengths (so prompts are padded), objects that share first tokens
@@ -32,7 +32,7 @@ def _write(root):
     return root
 
 
-def _gemma3(seed=5):
+def _gemma3(seed=5, attn="sdpa"):
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
     tok = tokenizer(family="causal")
     torch.manual_seed(seed)
@@ -43,7 +43,10 @@ def _gemma3(seed=5):
                            layer_types=["sliding_attention", "full_attention"],
                            final_logit_softcapping=30.0, pad_token_id=tok.pad_token_id,
                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    return Gemma3ForCausalLM(cfg).eval(), tok
+    cfg._attn_implementation = attn
+    model = Gemma3ForCausalLM(cfg).eval()
+    assert model.config._attn_implementation == attn
+    return model, tok
 
 
 @torch.no_grad()
@@ -69,10 +72,13 @@ def _alone(model, tok, root):
     return ranks, best
 
 
-@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "gemma3-eager"])
 @pytest.mark.parametrize("batch_size", [1, 4, 64])
 def test_cached_search_equals_scoring_each_candidate_alone(tmp_path, arch, batch_size):
-    model, tok = build("causal", seed=7) if arch == "llama" else _gemma3()
+    """Packed prompts, packed candidate paths and the 4-D mask (bool for sdpa, additive for
+    eager attention; Gemma's sliding window applied by position) give the exact ranks."""
+    model, tok = build("causal", seed=7) if arch == "llama" else _gemma3(attn=arch.partition("-")[2] or "sdpa")
+    assert _PromptCache.supported(model)
     root = _write(tmp_path)
     res = score_subset(model, tok, "causal", root, "trex", batch_size=batch_size)
     ranks, best = _alone(model, tok, root)
@@ -97,8 +103,20 @@ def test_dynamic_int8_models_are_scored_as_whole_sequences():
     (prompts left-padded, candidates run alone) would change the rounding: such models take the
     plain path (on Gemma-3-270M the two paths gave T-REx retention 0.95 vs 0.29)."""
     from compressors import compress
-    from probes.lama import _has_cache
     model, _ = build("causal")
-    assert _has_cache(model)
+    assert _PromptCache.supported(model)
     compress(model, "int8-dyn", "causal")
-    assert not _has_cache(model)
+    assert not _PromptCache.supported(model)
+
+
+def test_packing_and_batching_keep_every_index_once():
+    lengths = [3, 17, 5, 5, 9, 1, 128, 40, 7, 7, 2]
+    rows = _pack(lengths, 32)
+    assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in r) <= 32 or len(r) == 1 for r in rows)   # 128 alone
+    batches = _batches(lengths, cap=4)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 4 for b in batches)
+    # a batch closes where padding its rows to the next length would cost more than a pass
+    assert _batches([1] * 10 + [100], cap=64) == [list(range(10)), [10]]
+    assert _batches([4, 5, 6], cap=64) == [[0, 1, 2]]
