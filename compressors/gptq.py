@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from compressors import BackendUnavailable, CompressionError, Preset, handler, register_preset
+from compressors import BackendUnavailable, CompressionError, Preset, ckpt_cache, handler, register_preset
 from compressors.calibration import calibration_batches
 from compressors.measure import weight_bytes
 
@@ -39,7 +39,7 @@ for bits in (8, 4, 3):
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("KCB_CACHE", Path.home() / ".cache" / "knowledge-cost")) / "gptq"
+    return ckpt_cache.cache_root() / "gptq"
 
 
 @handler("gptq", context=True)
@@ -58,14 +58,7 @@ def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
     if family != "causal":   # not applicable (like a probe for another family): a skip
         raise BackendUnavailable(f"{preset.id}: gptqmodel quantizes decoder (causal) models only")
     info, tok = ctx["model_info"], ctx["tokenizer"]
-    revision = info.get("revision")
-    if not revision or revision in ("unknown", "built-in"):
-        # no published checksum (models built in code): key the cache on the weights themselves
-        h = hashlib.sha256()
-        for name, t in sorted(model.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        revision = "weights-sha256:" + h.hexdigest()
+    revision = ckpt_cache.revision(model, info)   # checksum, or the weights' own hash
     batches, calib = calibration_batches(tok)
     p = preset.params
     key = hashlib.sha256(json.dumps([revision, p["bits"], p["group_size"], p["desc_act"],

@@ -8,7 +8,8 @@ damping; columns are processed in blocks of 128; the mask within a block keeps t
 the largest w^2 / [H^-1]_jj^2 (adaptive mask selection); each pruned weight's error is spread
 over the later columns through the upper Cholesky factor of H^-1. Inputs come from one pass of
 the dense model over the WikiText-2 calibration slice (the paper runs block by block on the
-outputs of already-pruned blocks; recorded in the params).
+outputs of already-pruned blocks; recorded in the params). Pruned weights are cached on disk
+(compressors/ckpt_cache.py): a rerun loads them instead of recomputing (150 s on SmolLM2).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
 from compressors.calibration import calibration_batches, input_stats
+from compressors.ckpt_cache import reuse_or_make
 from compressors.measure import linear_modules, sparsity
 from compressors.pruning_scoped import pruned_effect
 from compressors.pruning_structured import nm_effect, out_in
@@ -24,6 +26,7 @@ BLOCK = 128          # columns per lazy-update block (the paper's B)
 DAMP = 0.01          # fraction of the mean Hessian diagonal added for stability (the paper's λ)
 _COMMON = {"scope": "linear", "block": BLOCK, "damp": DAMP,
            "activations": "dense model, one pass", "calibration": "wikitext-2 test slice"}
+CODE_VERSION = "sparsegpt-1"   # bump when the method changes: cached weights are keyed on it
 register_preset(Preset("sparsegpt-50", "sparsegpt", default=False, params={"amount": 0.5, **_COMMON}))
 register_preset(Preset("sparsegpt-2-4", "sparsegpt", default=False,
                        params={"n": 2, "m": 4, **_COMMON}))
@@ -79,20 +82,24 @@ def apply_sparsegpt(model, preset: Preset, family: str, ctx: dict) -> dict:
     if not modules:
         raise CompressionError(f"{preset.id}: the model has no linear layers to prune")
     batches, calib = calibration_batches(ctx["tokenizer"])
-    stats = input_stats(model, modules, batches, family, gram=True)
     before = sparsity(modules)[0]
     p = preset.params
-    with torch.no_grad():
-        for name, mod in modules.items():
-            view = out_in(mod)
-            w = view.to(torch.float64).cpu()
-            u = inverse_hessian_factor(stats[name]["gram"].to(torch.float64).cpu(),
-                                       stats[name]["rows"], w)
-            w = prune_layer(w, u, p.get("amount"), p.get("n"), p.get("m"))
-            view.copy_(w.to(view.dtype))
-            stats[name]["gram"] = None          # free the Gram matrix as we go
+
+    def make():
+        stats = input_stats(model, modules, batches, family, gram=True)
+        with torch.no_grad():
+            for name, mod in modules.items():
+                view = out_in(mod)
+                w = view.to(torch.float64).cpu()
+                u = inverse_hessian_factor(stats[name]["gram"].to(torch.float64).cpu(),
+                                           stats[name]["rows"], w)
+                w = prune_layer(w, u, p.get("amount"), p.get("n"), p.get("m"))
+                view.copy_(w.to(view.dtype))
+                stats[name]["gram"] = None          # free the Gram matrix as we go
+    hit, path = reuse_or_make("sparsegpt", model, preset, ctx, calib, modules, make, CODE_VERSION)
+    cache = {"cache": str(path), "cache_hit": hit}
     backend = f"plain PyTorch SparseGPT (torch {torch.__version__})"
     if "n" in p:
-        return nm_effect(model, modules, before, preset, backend=backend, calibration=calib)
+        return nm_effect(model, modules, before, preset, backend=backend, calibration=calib) | cache
     return pruned_effect(model, modules, before, p["amount"], preset,
-                         calibration=calib) | {"backend": backend}
+                         calibration=calib) | {"backend": backend} | cache

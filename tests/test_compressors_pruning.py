@@ -19,6 +19,12 @@ SQNR_FLOOR = {"local-50": 3.5, "mag-2-4": 1.0, "rows-20": 0.5, "wanda-50": 3.0, 
               "sparsegpt-50": 2.5, "sparsegpt-2-4": 2.5}
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Each test computes its pruning: no weights cached by an earlier run are reused."""
+    monkeypatch.setenv("KCB_CACHE", str(tmp_path / "cache"))
+
+
 def _tiny(family):
     model, tok = build(family, width=64)
     return model, tok, logits_tiny(model, family)
@@ -130,3 +136,23 @@ def test_wanda_keeps_weights_of_loud_inputs():
     norms[0] = 100
     keep = row_mask(w.abs() * norms[None, :], 0.5)
     assert keep[:, 0].all() and int(keep.sum()) == 16
+
+
+@pytest.mark.parametrize("preset", ["wanda-50", "sparsegpt-2-4"])
+def test_calibrated_pruning_is_cached_and_reused(preset):
+    """The second compression of the same model loads the stored weights (safetensors) instead of
+    recalibrating, and gives the very same weights; a damaged file is reported by name."""
+    model, tok, _ = _tiny("causal")
+    fresh = copy.deepcopy(model)
+    _, first = compress(model, preset, "causal", tokenizer=tok)
+    assert first["cache_hit"] is False and first["cache"].endswith(".safetensors")
+    again = copy.deepcopy(fresh)
+    _, second = compress(again, preset, "causal", tokenizer=tok)
+    assert second["cache_hit"] is True and second["cache"] == first["cache"]
+    assert second["sparsity"] == first["sparsity"]
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+    with open(first["cache"], "r+b") as f:      # a torn file
+        f.truncate(100)
+    with pytest.raises(Exception, match="cannot be read.*delete the file"):
+        compress(copy.deepcopy(fresh), preset, "causal", tokenizer=tok)
