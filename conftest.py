@@ -24,7 +24,9 @@ def pytest_addoption(parser):
                 help="LAMA data folder (default: $KCB_LAMA_DIR, else the download cache)")
     g.addoption("--results-dir", default=os.environ.get("KCB_RESULTS_DIR", "results/records"),
                 help="where one JSON record per case is written (default: results/records)")
-    g.addoption("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    g.addoption("--device", default="cpu",
+                help="cpu | cuda | cuda:N | auto (default: cpu). auto spreads a model too large "
+                     "for one GPU over all GPUs with accelerate's device_map='auto'")
     g.addoption("--resume", action="store_true",
                 help="skip cases whose ok record in --results-dir has the same configuration "
                      "(model revision, preset params, probe version and data, limit)")
@@ -138,7 +140,7 @@ def runner(request):
         raise pytest.UsageError(str(exc)) from None
     from benchmarks.scaleout import worker_device
     device = worker_device(config.getoption("--device"))   # xdist worker gwN -> its own GPU
-    if device != "cpu":
+    if device not in ("cpu", "auto"):
         import torch
         if not torch.cuda.is_available():
             raise pytest.UsageError(f"--device {device}: CUDA is not available on this machine")

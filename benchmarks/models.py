@@ -169,11 +169,23 @@ def _converted_dir(spec: ModelSpec) -> Path:
     return out
 
 
+def placement(device: str) -> dict:
+    """from_pretrained arguments for a device: ``auto`` shards the model's layers across every
+    visible GPU (then CPU) with accelerate's device_map="auto", for models larger than one GPU;
+    anything else loads on the CPU and is moved with .to(device)."""
+    if device == "auto":
+        return {"device_map": "auto"}
+    return {}
+
+
 def load(spec: ModelSpec, device: str = "cpu"):
-    """Return (model in eval mode, tokenizer, info dict for the record)."""
+    """Return (model in eval mode, tokenizer, info dict for the record). ``device``: cpu, cuda,
+    cuda:N, or auto (accelerate's device_map="auto": layers spread over all GPUs; the records
+    then carry the map under ``device_map``)."""
     import torch
     info = {"id": spec.id, "family": spec.family, "arch": spec.arch, "source": spec.source,
             "ref": spec.ref, "baseline": spec.baseline}
+    where = placement(device)
     if spec.source == "tiny":
         from benchmarks.tiny import build
         model, tok = build(spec.family)
@@ -187,12 +199,18 @@ def load(spec: ModelSpec, device: str = "cpu"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
         folder = _converted_dir(spec)
         tok = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True,
+                                                     **where)
         info["revision"] = f"sha256:{spec.sha256}"
     else:
-        model, tok = _load_hub(spec)
+        model, tok = _load_hub(spec, where)
         info["revision"] = getattr(model.config, "_commit_hash", None) or "unknown"
-    model.to(device).eval()
+    if getattr(model, "hf_device_map", None) and where:
+        info["device_map"] = {k: str(v) for k, v in model.hf_device_map.items()}
+        model.eval()
+    else:   # models built in code have no device map: "auto" means the first GPU, if any
+        target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        model.to(target).eval()
     info["params"] = sum(p.numel() for p in model.parameters())
     return model, tok, info
 
@@ -229,7 +247,7 @@ def expected_revision(spec: ModelSpec) -> str | None:
         return None
 
 
-def _load_hub(spec: ModelSpec):
+def _load_hub(spec: ModelSpec, where: dict | None = None):
     import torch
     from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM,
                               AutoModelForSeq2SeqLM, AutoTokenizer)
@@ -242,7 +260,7 @@ def _load_hub(spec: ModelSpec):
                   use_safetensors=None if allow_pickle else True, weights_only=True)
     try:
         tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code)
-        model = cls.from_pretrained(spec.ref, dtype=torch.float32, **kwargs)
+        model = cls.from_pretrained(spec.ref, dtype=torch.float32, **kwargs, **(where or {}))
     except OSError as exc:
         pickled = [] if allow_pickle else pickled_checkpoints(spec.ref)
         if pickled:

