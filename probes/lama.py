@@ -302,6 +302,7 @@ class _Plan:
         self.scores: dict[int, float] = {}    # candidate index -> exact score
         self.mode = ""
         self.text = ""
+        self.trie = None
 
 
 def _tok(tokenizer, text: str, cache: dict) -> list[int]:
@@ -318,7 +319,11 @@ def _split(text: str) -> tuple[str, str, str]:
 
 
 def _trie(plan) -> dict:
-    """prefix (tuple of token ids) -> {next token: [candidates ending there, candidates below]}."""
+    """prefix (tuple of token ids) -> {next token: [candidates ending there, candidates below]}.
+    Facts of one relation share their candidates' trie; each plan keeps a reference to it."""
+    trie = getattr(plan, "trie", None)
+    if trie is not None:
+        return trie
     key = tuple(tuple(x) for x in plan.seqs)
     if key not in _TRIES:
         trie: dict = {}
@@ -329,7 +334,8 @@ def _trie(plan) -> dict:
         if len(_TRIES) > 256:
             _TRIES.clear()
         _TRIES[key] = trie
-    return _TRIES[key]
+    plan.trie = _TRIES[key]
+    return plan.trie
 
 
 _TRIES: dict = {}
