@@ -52,6 +52,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"{'':10} probe / bare batched = {f['probe'] / f['bare']:.2f} (target >= 0.8)")
         if {"probe", "per-fact"} <= f.keys():
             tr.write_line(f"{'':10} probe / per-fact loop = {f['probe'] / f['per-fact']:.2f} (target >= 5)")
+        if {"prompts-only", "per-fact"} <= f.keys():
+            tr.write_line(f"{'':10} prompts alone / per-fact loop = {f['prompts-only'] / f['per-fact']:.2f} "
+                          "(the most any exact scorer reaches)")
     mem = FIGURES.get(("memory", "factor"))
     if mem:
         tr.write_line(f"peak RSS while probing / weight bytes = {mem:.2f} "
