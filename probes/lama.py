@@ -363,24 +363,38 @@ def _path_children(plan, c, rows, first, known: dict) -> float:
     return score
 
 
-def _trie_search(plans, path_rows):
+def _trie_search(plans, path_rows, rows_budget: int):
     """Exact score for the gold and for every candidate that could outrank it.
 
     A prefix's log-prob bounds every candidate below it. One teacher-forced pass over a
     candidate's whole sequence gives the next-token distribution after each of its prefixes, so
     a pass both scores that candidate and reveals the children of every prefix on its path. The
     search starts from the gold's path and opens a path below a prefix only while that prefix
-    still beats the gold's score. All of a round's paths go to path_rows at once (it batches them),
-    and only the rows not known yet are asked for, so only those meet the vocabulary head.
+    still beats the gold's score. A round's paths go to path_rows in slices of about
+    ``rows_budget`` rows (it batches them), and only the rows not known yet are asked for, so only
+    those meet the vocabulary head.
     path_rows([(plan, c, first)]) -> rows ``first .. len(seq) - 1`` (V wide) per item.
     """
     known = {id(p): {} for p in plans}      # plan -> prefix -> {child token: log-prob}
     todo = [(p, p.gold) for p in plans]
     pending = [(p, (), 0.0) for p in plans]   # (plan, prefix, log-prob) nodes to open
     while todo:
-        items = [(p, c, _known_rows(p, c, known[id(p)])) for p, c in todo]
-        for (plan, c, first), rows in zip(items, path_rows(items)):
-            plan.scores[c] = _path_children(plan, c, rows, first, known[id(plan)])
+        # The round's paths in slices of at most ``rows_budget`` vocabulary rows, each slice's rows
+        # consumed before the next is computed: a V-wide row is 1 MiB on Gemma, and a SQuAD round
+        # (300 candidates, each followed by the rest of the sentence) asks for tens of thousands.
+        start = 0
+        while start < len(todo):
+            items, rows_n = [], 0
+            for p, c in todo[start:]:
+                first = _known_rows(p, c, known[id(p)])
+                n = max(len(p.seqs[c]) - first, 1)
+                if items and rows_n + n > rows_budget:
+                    break
+                items.append((p, c, first))
+                rows_n += n
+            start += len(items)
+            for (plan, c, first), rows in zip(items, path_rows(items)):
+                plan.scores[c] = _path_children(plan, c, rows, first, known[id(plan)])
         todo, waiting, requested = [], [], set()
         while pending:
             plan, prefix, logp = pending.pop()
@@ -450,7 +464,7 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
                         for b, rows in zip(batch, _causal_logp(model, seqs, positions, pad)):
                             out[b] = rows
                     return out
-            _trie_search(chunk, path_rows)
+            _trie_search(chunk, path_rows, rows_budget=4 * batch_size)
             bar.update(len(chunk))
 
 
@@ -499,7 +513,7 @@ def _score_seq2seq(model, tokenizer, plans, batch_size, bar):
     with torch.inference_mode():
         for start in range(0, len(plans), batch_size):
             chunk = plans[start:start + batch_size]
-            _trie_search(chunk, path_rows)
+            _trie_search(chunk, path_rows, rows_budget=4 * batch_size)
             bar.update(len(chunk))
 
 

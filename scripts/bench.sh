@@ -12,6 +12,15 @@ RESULTS=${KCB_RESULTS_DIR:-results/records}
 LIMIT=${KCB_LIMIT:-10}
 LIMIT_ARG=(); [ "$LIMIT" != "0" ] && LIMIT_ARG=(--limit "$LIMIT")
 start=$(date +%s)
+# 1. A first leaderboard in minutes: SmolLM2, five presets, T-REx at --limit 3 (123 facts), in its
+#    own folder so it never mixes with the main run's records. KCB_QUICK=0 skips it.
+if [ "${KCB_QUICK:-1}" != "0" ]; then
+  python -m pytest benchmarks --models smollm2-135m --presets none,sparse-10,sparse-50,int8-dyn,nf4-single \
+    --probes trex --limit 3 --results-dir results/quick/records -q || true
+  python site/build.py results/quick/records -o results/site \
+    && echo "first leaderboard (quick look, $(( $(date +%s) - start )) s): $(pwd)/results/site/index.html; the default selection follows and replaces it"
+fi
+# 2. The main run.
 # --presets default / --probes default: the curated subset (baseline, global sparsity 10-90 in
 # steps of 20, int8-dyn, bnb-int8, nf4-single, wanda-50; LAMA's four subsets, BoolQ, PIQA,
 # Winogrande, WikiText-2, the testbed's facts). The full menu is `--presets all --probes all`, the

@@ -120,3 +120,24 @@ def test_packing_and_batching_keep_every_index_once():
     # a batch closes where padding its rows to the next length would cost more than a pass
     assert _batches([1] * 10 + [100], cap=64) == [list(range(10)), [10]]
     assert _batches([4, 5, 6], cap=64) == [[0, 1, 2]]
+
+
+def test_vocabulary_rows_held_at_once_are_bounded(tmp_path, monkeypatch):
+    """A round's paths are scored in slices of about 4 x batch_size vocabulary rows, consumed
+    before the next slice: SQuAD's whole-sentence paths once held 7.5 GiB of rows on SmolLM2."""
+    import probes.lama as lama
+    model, tok = build("causal", seed=7)
+    root = _write(tmp_path)
+    held, original = [], lama._PromptCache.rows
+
+    def rows(self, items, call_tokens):
+        out = original(self, items, call_tokens)
+        held.append((len(items), sum(r.shape[0] for r in out)))
+        return out
+    monkeypatch.setattr(lama._PromptCache, "rows", rows)
+    res = score_subset(model, tok, "causal", root, "trex", batch_size=4)
+    # at most 16 rows a call, unless one path alone is longer (a whole-sentence path)
+    assert len(held) > 2 and all(rows <= 16 or n == 1 for n, rows in held), held
+    assert any(n > 1 for n, _ in held)
+    ranks, _ = _alone(model, tok, root)
+    assert {e["uid"]: e["rank"] for e in res.examples} == ranks
