@@ -1,5 +1,6 @@
-"""The causal scorer's fast path (shared prompt KV cache, left padding, length bucketing) gives
-the same ranks and predictions as scoring every candidate alone, without padding or cache.
+"""The causal scorer's fast path (prompts packed under a 4-D segment mask and kept as a KV cache,
+candidate paths packed beside them, head rows only where unknown, rounds in bounded slices) gives
+the same ranks and predictions as scoring every candidate alone, without packing or cache.
 
     pytest tests/test_lama_cache.py
 """
@@ -89,7 +90,7 @@ def test_cached_search_equals_scoring_each_candidate_alone(tmp_path, arch, batch
 
 
 def test_results_do_not_depend_on_batch_size(tmp_path):
-    """Padding and chunking change only rounding: ranks are identical at batch 1 and 64."""
+    """Packing and chunking change only rounding: ranks are identical at batch 1 and 64."""
     model, tok = build("causal", seed=11)
     root = _write(tmp_path)
     one = score_subset(model, tok, "causal", root, "trex", batch_size=1).examples
@@ -100,8 +101,8 @@ def test_results_do_not_depend_on_batch_size(tmp_path):
 
 def test_dynamic_int8_models_are_scored_as_whole_sequences():
     """torch's dynamic int8 quantizes each call's input with one scale, so the KV-cache path
-    (prompts left-padded, candidates run alone) would change the rounding: such models take the
-    plain path (on Gemma-3-270M the two paths gave T-REx retention 0.95 vs 0.29)."""
+    (prompts packed together, candidates run apart from them) would change the rounding: such
+    models take the plain path (on Gemma-3-270M the two paths gave T-REx retention 0.95 vs 0.29)."""
     from compressors import compress
     model, _ = build("causal")
     assert _PromptCache.supported(model)
