@@ -86,19 +86,15 @@ def _timed(benchmark, fn, n_facts, figures, key, rounds):
     return facts_per_s
 
 
-@pytest.mark.parametrize("subset", ["trex", "google-re"])
-def test_bare_batched(benchmark, perf_model, prompts, figures, subset, request):
-    model, _ = perf_model
-    facts, ctxs = prompts[subset]
-    _timed(benchmark, lambda: bare_batched(model, ctxs), len(facts), figures, (subset, "bare"),
-           request.config.getoption("--perf-rounds"))
+BATCHED = {"bare": bare_batched, "prompts-only": prompts_only}
 
 
 @pytest.mark.parametrize("subset", ["trex", "google-re"])
-def test_prompts_only(benchmark, perf_model, prompts, figures, subset, request):
+@pytest.mark.parametrize("workload", list(BATCHED))
+def test_batched(benchmark, perf_model, prompts, figures, subset, workload, request):
     model, _ = perf_model
     facts, ctxs = prompts[subset]
-    _timed(benchmark, lambda: prompts_only(model, ctxs), len(facts), figures, (subset, "prompts-only"),
+    _timed(benchmark, lambda: BATCHED[workload](model, ctxs), len(facts), figures, (subset, workload),
            request.config.getoption("--perf-rounds"))
 
 
@@ -125,7 +121,10 @@ def test_probe(benchmark, perf_model, prompts, lama_root, figures, subset, reque
     assert mem.peak <= memory_bound(weights), (
         f"peak RSS {mem.peak / GiB:.2f} GiB exceeds the stated bound "
         f"{memory_bound(weights) / GiB:.2f} GiB (2 x {weights / GiB:.2f} GiB weights + 1 GiB)")
-    if subset == "trex":   # the targets: both measured in this run, side by side
+    from benchmarks.models import MODELS
+    # the targets are the issue's, for the default models (a tiny model built in code only checks
+    # that the suite runs: its forward pass is too cheap for the ratios to mean anything)
+    if subset == "trex" and MODELS[request.config.getoption("--perf-model")].default:
         assert ("trex", "bare") in figures and ("trex", "per-fact") in figures, \
             "run the whole perf module so the bare and per-fact workloads are measured too"
         assert rate >= 0.8 * figures[("trex", "bare")], (
