@@ -43,4 +43,7 @@ run benchmarks -k "gemma and (none or int8-dyn) and trex" --limit 1 --results-di
 # The testbed: three families trained here (seconds) that know their facts by construction.
 run benchmarks -k "testbed and (none or sparse-50 or sparse-90 or int8-dyn)" --results-dir "$SMOKE" \
   -q --benchmark-columns=mean,rounds
+# The suite's own speed benchmarks (perf/) run, on the tiny causal model (seconds; the issue's
+# targets are asserted on the default models, by `pytest perf --perf-model smollm2-135m`).
+run perf --perf-model tiny-causal --perf-limit 1 -q --benchmark-columns=mean,rounds
 python site/build.py "$SMOKE" -o "$SMOKE/site"
