@@ -100,3 +100,31 @@ def input_stats(model, modules: dict, batches: torch.Tensor, family: str, gram: 
     if dead:
         raise CompressionError(f"calibration never reached {len(dead)} layers, e.g. {dead[:3]}")
     return stats
+
+
+def calibrated_pruning(method: str, model, preset, family: str, ctx: dict, prune, gram: bool,
+                       code_version: str, backend: str) -> dict:
+    """The frame Wanda and SparseGPT share: every linear layer, input statistics from the
+    calibration slice, ``prune(stats, modules)`` in place (under no_grad), the pruned weights
+    cached on disk (compressors/ckpt_cache.py: a rerun loads them and skips calibration), and the
+    measured effect: sparsity on target, or the N:M pattern holding, else CompressionError."""
+    from compressors.ckpt_cache import reuse_or_make
+    from compressors.measure import linear_modules, sparsity
+    from compressors.pruning_scoped import pruned_effect
+    from compressors.pruning_structured import nm_effect
+    modules = linear_modules(model)
+    if not modules:
+        raise CompressionError(f"{preset.id}: the model has no linear layers to prune")
+    batches, calib = calibration_batches(ctx["tokenizer"])
+    before = sparsity(modules)[0]
+
+    def make():
+        stats = input_stats(model, modules, batches, family, gram=gram)
+        with torch.no_grad():
+            prune(stats, modules)
+    hit, path = reuse_or_make(method, model, preset, ctx, calib, modules, make, code_version)
+    cache = {"cache": str(path), "cache_hit": hit}
+    if "n" in preset.params:
+        return nm_effect(model, modules, before, preset, backend=backend, calibration=calib) | cache
+    return pruned_effect(model, modules, before, preset.params["amount"], preset,
+                         calibration=calib) | {"backend": backend} | cache

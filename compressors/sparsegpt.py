@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from compressors import CompressionError, Preset, handler, register_preset
-from compressors.calibration import calibration_batches, input_stats
-from compressors.ckpt_cache import reuse_or_make
-from compressors.measure import linear_modules, sparsity
-from compressors.pruning_scoped import pruned_effect
-from compressors.pruning_structured import nm_effect, out_in
+from compressors import Preset, handler, register_preset
+from compressors.calibration import calibrated_pruning
+from compressors.pruning_structured import out_in
 
 BLOCK = 128          # columns per lazy-update block (the paper's B)
 DAMP = 0.01          # fraction of the mean Hessian diagonal added for stability (the paper's λ)
@@ -78,28 +75,17 @@ def prune_layer(w: torch.Tensor, u: torch.Tensor, amount: float | None, n: int |
 
 @handler("sparsegpt", context=True)
 def apply_sparsegpt(model, preset: Preset, family: str, ctx: dict) -> dict:
-    modules = linear_modules(model)
-    if not modules:
-        raise CompressionError(f"{preset.id}: the model has no linear layers to prune")
-    batches, calib = calibration_batches(ctx["tokenizer"])
-    before = sparsity(modules)[0]
     p = preset.params
 
-    def make():
-        stats = input_stats(model, modules, batches, family, gram=True)
-        with torch.no_grad():
-            for name, mod in modules.items():
-                view = out_in(mod)
-                w = view.to(torch.float64).cpu()
-                u = inverse_hessian_factor(stats[name]["gram"].to(torch.float64).cpu(),
-                                           stats[name]["rows"], w)
-                w = prune_layer(w, u, p.get("amount"), p.get("n"), p.get("m"))
-                view.copy_(w.to(view.dtype))
-                stats[name]["gram"] = None          # free the Gram matrix as we go
-    hit, path = reuse_or_make("sparsegpt", model, preset, ctx, calib, modules, make, CODE_VERSION)
-    cache = {"cache": str(path), "cache_hit": hit}
-    backend = f"plain PyTorch SparseGPT (torch {torch.__version__})"
-    if "n" in p:
-        return nm_effect(model, modules, before, preset, backend=backend, calibration=calib) | cache
-    return pruned_effect(model, modules, before, p["amount"], preset,
-                         calibration=calib) | {"backend": backend} | cache
+    def prune(stats, modules):
+        for name, mod in modules.items():
+            view = out_in(mod)
+            w = view.to(torch.float64).cpu()
+            u = inverse_hessian_factor(stats[name]["gram"].to(torch.float64).cpu(),
+                                       stats[name]["rows"], w)
+            w = prune_layer(w, u, p.get("amount"), p.get("n"), p.get("m"))
+            view.copy_(w.to(view.dtype))
+            stats[name]["gram"] = None          # free the Gram matrix as we go
+    return calibrated_pruning("sparsegpt", model, preset, family, ctx, prune, gram=True,
+                              code_version=CODE_VERSION,
+                              backend=f"plain PyTorch SparseGPT (torch {torch.__version__})")

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from compressors import CompressionError, Preset, handler, register_preset
-from compressors.calibration import calibration_batches, input_stats
-from compressors.ckpt_cache import reuse_or_make
-from compressors.measure import linear_modules, sparsity
-from compressors.pruning_scoped import pruned_effect
-from compressors.pruning_structured import nm_effect, nm_mask, out_in
+from compressors import Preset, handler, register_preset
+from compressors.calibration import calibrated_pruning
+from compressors.pruning_structured import nm_mask, out_in
 
 _COMMON = {"scope": "linear", "score": "|w| * ||x||_2", "group": "output row",
            "activations": "dense model, one pass", "calibration": "wikitext-2 test slice"}
@@ -35,26 +32,14 @@ def row_mask(score: torch.Tensor, amount: float) -> torch.Tensor:
 
 @handler("wanda", context=True)
 def apply_wanda(model, preset: Preset, family: str, ctx: dict) -> dict:
-    modules = linear_modules(model)
-    if not modules:
-        raise CompressionError(f"{preset.id}: the model has no linear layers to prune")
-    batches, calib = calibration_batches(ctx["tokenizer"])
-    before = sparsity(modules)[0]
-
-    def make():
-        stats = input_stats(model, modules, batches, family, gram=False)
-        with torch.no_grad():
-            for name, mod in modules.items():
-                w = out_in(mod)
-                score = w.abs() * stats[name]["sq"].sqrt().to(w.device)[None, :]
-                if "n" in preset.params:
-                    w.mul_(nm_mask(score, preset.params["n"], preset.params["m"]))
-                else:
-                    w.mul_(row_mask(score, preset.params["amount"]))
-    hit, path = reuse_or_make("wanda", model, preset, ctx, calib, modules, make, CODE_VERSION)
-    cache = {"cache": str(path), "cache_hit": hit}
-    backend = f"plain PyTorch Wanda (torch {torch.__version__})"
-    if "n" in preset.params:
-        return nm_effect(model, modules, before, preset, backend=backend, calibration=calib) | cache
-    return pruned_effect(model, modules, before, preset.params["amount"], preset,
-                         calibration=calib) | {"backend": backend} | cache
+    def prune(stats, modules):
+        for name, mod in modules.items():
+            w = out_in(mod)
+            score = w.abs() * stats[name]["sq"].sqrt().to(w.device)[None, :]
+            if "n" in preset.params:
+                w.mul_(nm_mask(score, preset.params["n"], preset.params["m"]))
+            else:
+                w.mul_(row_mask(score, preset.params["amount"]))
+    return calibrated_pruning("wanda", model, preset, family, ctx, prune, gram=False,
+                              code_version=CODE_VERSION,
+                              backend=f"plain PyTorch Wanda (torch {torch.__version__})")
