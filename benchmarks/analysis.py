@@ -24,10 +24,9 @@ import os
 from itertools import combinations
 from pathlib import Path
 
-from benchmarks.stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_retention_ci, flips,
-                              is_correct, mcnemar_exact, retention)
-
-CI_LEVEL = 0.95
+from benchmarks import derive
+from benchmarks.derive import CI_LEVEL, Paired
+from benchmarks.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, is_correct
 # Google-RE relations are not in LAMA's relations.jsonl; LAMA's paper types them all N-1.
 GOOGLE_RE_TYPES = {"place_of_birth": "N-1", "date_of_birth": "N-1", "place_of_death": "N-1"}
 
@@ -41,9 +40,9 @@ def _ok(record: dict, what: str) -> dict:
     return record
 
 
-def correct_by_fact(record: dict) -> dict[str, bool]:
-    """uid -> correct (``is_correct``: ``correct`` if present, else rank 1)."""
-    return {e["uid"]: is_correct(e) for e in _ok(record, "")["examples"]}
+def correct_by_fact(record: dict, protocol: str = derive.DEFAULT_PROTOCOL) -> dict[str, bool]:
+    """uid -> correct under ``protocol`` (benchmarks/derive.py: correctness)."""
+    return derive.correctness(_ok(record, ""), protocol) or {}
 
 
 def relation_types(record: dict, lama_dir: str | os.PathLike | None = None) -> dict[str, str]:
@@ -147,10 +146,15 @@ def knowledge_summary(base: dict, comp: dict, relation_types_map: dict[str, str]
     facts (``resamples`` draws, ``random.Random(seed)``, 95 %). ``mcnemar_p`` is the one-sided
     exact test that the compressed model is worse. ``by_relation`` is sorted by facts lost."""
     _ok(base, "baseline"), _ok(comp, "compressed")
-    b, c = correct_by_fact(base), correct_by_fact(comp)
-    lost, gained = flips(b, c)
-    ret, b_acc, c_acc, n = retention(b, c)
-    ci = bootstrap_retention_ci(b, c, CI_LEVEL, resamples, seed)
+    protocol = (comp.get("gate") or {}).get("protocol") or derive.DEFAULT_PROTOCOL
+    b, c = correct_by_fact(base, protocol), correct_by_fact(comp, protocol)
+    pair = Paired.of(b, c)
+    if not pair.n:
+        raise ValueError("the baseline and compressed runs share no facts")
+    lost, gained, ret, n = pair.lost, pair.gained, pair.retention, pair.n
+    b_acc, c_acc = pair.baseline_correct / n, pair.compressed_correct / n
+    from benchmarks.stats import bootstrap_kinds
+    ci = bootstrap_kinds(list(pair.kinds), CI_LEVEL, resamples, seed)
     types = relation_types_map if relation_types_map is not None else relation_types(comp)
     groups = {e["uid"]: e["group"] for e in comp["examples"]}
     by_rel = _grouped(groups, b, c)
@@ -163,13 +167,12 @@ def knowledge_summary(base: dict, comp: dict, relation_types_map: dict[str, str]
         "case": comp["case_id"], "baseline_case": base["case_id"],
         "model": comp["model"]["id"], "preset": comp["preset"]["id"], "probe": comp["probe"]["id"],
         "n_shared": n, "facts_lost": lost, "facts_gained": gained,
-        "baseline_correct": sum(b[k] for k in b.keys() & c.keys()),
-        "compressed_correct": sum(c[k] for k in b.keys() & c.keys()),
+        "baseline_correct": pair.baseline_correct, "compressed_correct": pair.compressed_correct,
         "baseline_acc": b_acc, "compressed_acc": c_acc,
         "retention": ret, "retention_ci": list(ci) if ci else None,
         "ci_method": {"kind": "paired percentile bootstrap over facts", "level": CI_LEVEL,
                       "resamples": resamples, "seed": seed},
-        "mcnemar_p": mcnemar_exact(lost, gained),
+        "mcnemar_p": pair.p, "protocol": protocol,
         "by_relation": dict(sorted(by_rel.items(), key=lambda kv: (-kv[1]["lost"], kv[0]))),
         "by_type": by_type, "by_subset": by_subset,
         "weight_bytes": {"baseline": wb, "compressed": wc},

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
-from benchmarks.record import check_case_id
-from benchmarks.stats import flips, is_correct, mcnemar_exact
+from benchmarks.derive import Paired
+from benchmarks.record import atomic_write_text, check_case_id
+from benchmarks.stats import is_correct
 
 SCHEMA = "knowledge-cost/baseline"
 SCHEMA_VERSION = 1
@@ -62,22 +62,11 @@ def make_baseline(record: dict, metric: str = "p_at_1") -> dict:
 
 
 def write_baseline(record: dict, folder: Path | None = None, metric: str = "p_at_1") -> Path:
-    """Write ``<case id>.json`` atomically (temp file in the same folder, fsync, rename)."""
+    """Write ``<case id>.json`` atomically (benchmarks/record.py: atomic_write_text)."""
     path = baseline_path(record["case_id"], folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(make_baseline(record, metric), f, indent=0, sort_keys=True, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)   # a committed file: readable like any other (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(make_baseline(record, metric), indent=0, sort_keys=True, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
 def read_baseline(path: Path) -> dict:
@@ -107,17 +96,15 @@ def compare(baseline: dict, record: dict, source: str = "", alpha: float = ALPHA
     metric = baseline["metric"]
     value = record["metrics"][metric]["value"]
     out = {"file": source, "metric": metric, "baseline_value": baseline["value"], "value": value}
-    shared = base.keys() & cur.keys()
-    if shared:
-        lost, gained = flips(base, cur)
-        p = mcnemar_exact(lost, gained)
-        b_acc = sum(base[k] for k in shared) / len(shared)
-        c_acc = sum(cur[k] for k in shared) / len(shared)
+    pair = Paired.of(base, cur)
+    if pair.n:
+        p = pair.p
+        b_acc, c_acc = pair.baseline_correct / pair.n, pair.compressed_correct / pair.n
         out.update(method="paired: one-sided exact McNemar on the shared facts",
-                   n_shared=len(shared), facts_lost=lost, facts_gained=gained, p=p,
+                   n_shared=pair.n, facts_lost=pair.lost, facts_gained=pair.gained, p=p,
                    regression=p < alpha)
-        detail = (f"correct share {b_acc:.3f} -> {c_acc:.3f} on {len(shared)} shared facts, "
-                  f"{lost} facts lost, {gained} gained, McNemar p={p:.2g} < {alpha}")
+        detail = (f"correct share {b_acc:.3f} -> {c_acc:.3f} on {pair.n} shared facts, "
+                  f"{pair.lost} facts lost, {pair.gained} gained, McNemar p={p:.2g} < {alpha}")
     else:
         se = math.hypot(baseline["stderr"] or 0.0, record["metrics"][metric]["stderr"] or 0.0)
         drop = baseline["value"] - value
@@ -132,3 +119,29 @@ def compare(baseline: dict, record: dict, source: str = "", alpha: float = ALPHA
                           f"baseline {source}: {detail}. If the change is intended, rewrite the "
                           f"baselines: {UPDATE_HINT}")
     return out
+
+
+def check_record(case, record: dict, folder=None, update: bool = False) -> BaselineError | None:
+    """The committed-baseline part of a case's gate, written into ``record["gate"]``: a loss
+    beyond noise makes the verdict ``fail``. With ``update``, the file is rewritten instead. An
+    unreadable committed baseline is recorded and returned (the caller writes the record first,
+    then fails the case): a measurement is never discarded because a baseline is bad."""
+    folder = baselines_dir(folder)
+    path = baseline_path(case.id, folder)
+    gate = record["gate"]
+    if update:
+        write_baseline(record, folder, case.probe.main_metric)
+        gate["committed_baseline"] = {"file": str(path), "verdict": "updated"}
+        return None
+    if not path.is_file():
+        return None
+    try:
+        check = compare(read_baseline(path), record, str(path))
+    except BaselineError as exc:
+        gate["committed_baseline"] = {"file": str(path), "verdict": "unreadable", "message": str(exc)}
+        return exc
+    gate["committed_baseline"] = check
+    if check["verdict"] == "regression":
+        gate["message"] = (gate["message"] + "\n" if gate["verdict"] == "fail" else "") + check["message"]
+        gate["verdict"] = "fail"
+    return None

@@ -66,14 +66,20 @@ def bootstrap_retention_ci(baseline: dict[str, bool], compressed: dict[str, bool
     between the two runs is kept), ``resamples`` times, from ``random.Random(seed)``: the same
     inputs always give the same interval. Resamples in which the baseline gets nothing right
     have no retention and are dropped. None when the baseline gets none of the facts right."""
-    import random
     shared = sorted(baseline.keys() & compressed.keys())
     if not shared:
         raise ValueError("the baseline and compressed runs share no facts")
+    # Only the joint outcome of a fact matters: 0 = both wrong, 1 = gained, 2 = lost, 3 = kept.
+    return bootstrap_kinds([2 * baseline[k] + compressed[k] for k in shared], level, resamples, seed)
+
+
+def bootstrap_kinds(kinds: list[int], level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """The paired bootstrap of ``bootstrap_retention_ci`` on the joint outcomes alone, in the
+    order given (0 both wrong, 1 gained, 2 lost, 3 kept)."""
+    import random
     if not 0 < level < 1 or resamples < 1:
         raise ValueError("level must be in (0, 1) and resamples positive")
-    # Only the joint outcome of a fact matters: 0 = both wrong, 1 = gained, 2 = lost, 3 = kept.
-    kinds = [2 * baseline[k] + compressed[k] for k in shared]
     if not any(k >= 2 for k in kinds):
         return None
     rng, n, values = random.Random(seed), len(kinds), []

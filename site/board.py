@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.stats import bootstrap_retention_ci, flips, mcnemar_exact  # noqa: E402
-from benchmarks.stats import retention as paired_retention  # noqa: E402
+from benchmarks import derive  # noqa: E402
 
 KNOWLEDGE_KINDS = ("lama",)
 ABILITY_KINDS = ("ability", "perplexity")
@@ -31,33 +30,18 @@ PROBE_ORDER = ("trex", "google-re", "conceptnet", "squad", "fact-trained", "fact
 METHOD_ORDER = ("none", "global-magnitude")
 
 
-def retention_ci(base: dict, comp: dict) -> tuple[float, float] | None:
-    """95 % interval of a case's retention, or None where none is computed: the paired
-    percentile bootstrap over facts of benchmarks/stats.py (seeded, so a rebuild gives the same
-    interval). Only for per-fact correctness (LAMA ranks, ability tasks' ``correct``) with a
-    higher-is-better main metric; perplexity has no per-fact outcome and gets no interval."""
-    if comp["probe"]["kind"] != "lama":   # ability metrics (acc_norm, ...) are not plain "correct"
-        return None
-    b, c = correctness(base), correctness(comp)
-    if not b or not c or not (b.keys() & c.keys()):
-        return None
-    return bootstrap_retention_ci(b, c)
-
-
 def main_metric(rec: dict) -> str:
     return rec["probe"].get("main_metric") or ("p_at_1" if rec["probe"]["kind"] == "lama"
                                                else next(iter(rec["metrics"])))
 
 
 def correctness(rec: dict) -> dict[str, bool] | None:
-    """Per-fact correctness: LAMA rank 1, or an ability example's ``correct``; None if absent."""
-    out = {}
-    for e in rec.get("examples") or ():
-        if "correct" in e:
-            out[e["uid"]] = bool(e["correct"])
-        elif "rank" in e:
-            out[e["uid"]] = e["rank"] == 1
-    return out or None
+    """Per-fact correctness under the record's gate protocol (benchmarks/derive.py)."""
+    return derive.correctness(rec, protocol_of(rec))
+
+
+def protocol_of(rec: dict) -> str:
+    return (rec.get("gate") or {}).get("protocol") or derive.DEFAULT_PROTOCOL
 
 
 def error_text(rec: dict) -> str:
@@ -70,31 +54,17 @@ def error_text(rec: dict) -> str:
 
 
 NO_COMPARISON = {"retention": None, "paired": False, "lost": None, "gained": None, "p": None,
-                 "ci": None, "shared": None, "kept": None}
+                 "ci": None, "shared": None, "kept": None, "comparison": None}
 
 
 def compare(base: dict | None, rec: dict) -> dict:
-    """Retention of ``rec`` against its baseline record, with what supports it."""
-    out = dict(NO_COMPARISON)
-    if base is None or base.get("status") != "ok" or rec.get("status") != "ok":
-        return out
-    metric = main_metric(rec)
-    b_c, r_c = correctness(base), correctness(rec)
-    if b_c and r_c and (b_c.keys() & r_c.keys()):
-        lost, gained = flips(b_c, r_c)
-        out.update(lost=lost, gained=gained, p=mcnemar_exact(lost, gained))
-        if rec["probe"]["kind"] == "lama":   # P@1 is exactly "rank 1": pair it on shared facts
-            ret, b, c, n = paired_retention(b_c, r_c)
-            out.update(retention=ret, paired=True, shared=n,
-                       kept=(round(b * n), round(c * n)))   # (baseline, compressed) facts right
-    if out["retention"] is None and metric in base["metrics"] and metric in rec["metrics"]:
-        b, c = base["metrics"][metric]["value"], rec["metrics"][metric]["value"]
-        hib = rec["metrics"][metric].get("higher_is_better", True)
-        num, den = (c, b) if hib else (b, c)
-        out["retention"] = num / den if den else None
-    if out["retention"] is not None:
-        out["ci"] = retention_ci(base, rec)
-    return out
+    """Retention of ``rec`` against its baseline record, with what supports it: one call to
+    benchmarks/derive.py, the derivation the gate and the report use."""
+    gate = rec.get("gate") or {}
+    c = derive.compare(base, rec, gate.get("floor"), protocol_of(rec))
+    return {"retention": c.retention, "paired": c.paired is not None, "lost": c.lost,
+            "gained": c.gained, "p": c.p, "ci": c.ci, "shared": c.n_shared, "kept": c.kept,
+            "derived_verdict": c.verdict, "reason": c.reason, "comparison": c}
 
 
 def probe_sort(pid: str):
@@ -113,12 +83,8 @@ def preset_sort(preset: dict):
 
 def pooled_retention(cells):
     """Knowledge retention of a row: facts right after compression / facts right before, pooled
-    over its LAMA probes (so a 10-fact probe weighs 10 facts, not as much as 410). Falls back to
-    the mean of the probes' retentions where a probe is not paired per fact."""
-    if cells and all(c.get("kept") for c in cells):
-        base = sum(c["kept"][0] for c in cells)
-        return sum(c["kept"][1] for c in cells) / base if base else None
-    return mean(c["retention"] for c in cells)
+    over its rated LAMA cells (benchmarks/derive.py: pooled)."""
+    return derive.pooled([c["comparison"] for c in cells if c.get("comparison")])[0]
 
 
 def mean(xs):

@@ -15,7 +15,7 @@ def record(case_id, outcomes, weight_bytes=1000, templates=None):
     """outcomes: [(uid, group, correct)] -> a record as analysis reads it (rank 1 or 5)."""
     model, preset, probe = case_id.split("__")
     return {"case_id": case_id, "status": "ok", "model": {"id": model}, "preset": {"id": preset},
-            "probe": {"id": probe, "templates": templates or {}},
+            "probe": {"id": probe, "kind": "lama", "templates": templates or {}},
             "memory": {"weight_bytes": weight_bytes},
             "examples": [{"uid": u, "group": g, "rank": 1 if ok else 5} for u, g, ok in outcomes]}
 
