@@ -42,6 +42,12 @@ def pytest_addoption(parser):
     g.addoption("--presets", default="all",
                 help="all | default (the main job's subset) | comma-separated preset ids "
                      "(default: all)")
+    g.addoption("--batch-size", type=int, default=None,
+                help="rows per forward pass when scoring (default: 64; lm-eval tasks cap it by "
+                     "memory). Scores do not depend on it: 1 gives the same ranks, slower")
+    g.addoption("--gate-protocol", default=None, choices=("lenient", "open"),
+                help="which LAMA protocol the knowledge gate judges (default: lenient, the "
+                     "candidate-ranked P@1; open: the open-vocabulary answer)")
 
 
 def pytest_configure(config):
@@ -51,16 +57,35 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "regression: case with a committed baseline record")
     # pytest-xdist registers it too; declared here so a run without xdist does not warn.
     config.addinivalue_line("markers", "xdist_group(name): cases that share one xdist worker")
-    _check_models_option(config)
+    _check_options(config)
 
 
-def _check_models_option(config):
-    """An unknown --models id is a usage error naming the near misses, not a collection traceback."""
-    from benchmarks.matrix import select_models
+def _check_options(config):
+    """Usage errors are caught once, here, in one line each (pytest exits 4), instead of as a
+    traceback in every case: bad --models/--presets/--probes ids, --limit and --batch-size below
+    1, an unknown --device or one this machine lacks, a --shard that is not K/N."""
+    from benchmarks.matrix import select_models, select_presets, select_probes
+    for opt, select in (("--models", lambda: select_models(_which_models(config))),
+                        ("--presets", lambda: select_presets(config.getoption("--presets"))),
+                        ("--probes", lambda: select_probes(config.getoption("--probes")))):
+        try:
+            select()
+        except KeyError as exc:
+            raise pytest.UsageError(f"{opt}: {exc.args[0]}") from None
+    for opt in ("--limit", "--batch-size"):
+        value = config.getoption(opt)
+        if value is not None and value < 1:
+            raise pytest.UsageError(f"{opt} {value}: must be a positive whole number "
+                                    f"({'facts per relation, examples or windows' if opt == '--limit' else 'rows per pass'})")
+    device = config.getoption("--device")
+    import re
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
+        raise pytest.UsageError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto")
+    from benchmarks.scaleout import ShardError, parse_shard
     try:
-        select_models(_which_models(config))
-    except KeyError as exc:
-        raise pytest.UsageError(f"--models: {exc.args[0]}") from None
+        parse_shard(config.getoption("--shard"))
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(tryfirst=True)   # before -m deselects
@@ -126,25 +151,54 @@ def _keep_shard(config, items):
         items[:] = keep
 
 
+def _needs_lama(items) -> bool:
+    return any(getattr(getattr(i, "callspec", None), "params", {}).get("case") is not None
+               and i.callspec.params["case"].probe.data == "lama" for i in items)
+
+
+def pytest_collection_finish(session):
+    """After -k/-m: say clearly when no case is left, and ask for the LAMA folder only when a
+    selected case reads it (a testbed-only or ability-only run never does)."""
+    config = session.config
+    cases = [i for i in session.items if "case" in getattr(getattr(i, "callspec", None), "params", {})]
+    targeted = any("benchmarks" in str(a) for a in config.args)
+    if targeted and not cases and not config.getoption("collectonly"):
+        from benchmarks.matrix import cases as all_cases, select_models, select_presets, select_probes
+        models = select_models(_which_models(config))
+        presets = select_presets(config.getoption("--presets"))
+        probes = select_probes(config.getoption("--probes"))
+        n = len(all_cases(models, presets, probes))
+        why = (f"{len(models)} model(s) x {len(presets)} preset(s) x {len(probes)} probe(s) give "
+               f"{n} compatible case(s)")
+        if n and (config.getoption("keyword") or config.getoption("markexpr")):
+            why += ", and -k/-m deselected all of them"
+        elif not n and models and probes:
+            why += f" (probes {', '.join(p.id for p in probes)} do not apply to " \
+                   f"{', '.join(m.id for m in models)}: see `probes/__init__.py` families/sources)"
+        session.config._kcb_no_cases = f"no cases selected: {why}"
+    if _needs_lama(cases):
+        from probes.lama_data import LamaDataError, lama_dir
+        try:
+            config._kcb_lama_root = lama_dir(config.getoption("--lama-dir"))
+        except LamaDataError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
 @pytest.fixture(scope="session")
 def runner(request):
-    from benchmarks.runner import Runner
-    from probes.lama_data import LamaDataError, lama_dir
+    from benchmarks.runner import DEFAULT_BATCH_SIZE, Runner
     config = request.config
-    limit = config.getoption("--limit")
-    if limit is not None and limit < 1:
-        raise pytest.UsageError("--limit must be a positive number of facts per relation")
-    try:
-        root = lama_dir(config.getoption("--lama-dir"))
-    except LamaDataError as exc:
-        raise pytest.UsageError(str(exc)) from None
     from benchmarks.scaleout import worker_device
     device = worker_device(config.getoption("--device"))   # xdist worker gwN -> its own GPU
     if device not in ("cpu", "auto"):
         import torch
         if not torch.cuda.is_available():
             raise pytest.UsageError(f"--device {device}: CUDA is not available on this machine")
-    r = Runner(root, Path(config.getoption("--results-dir")), limit, device)
+    results = Path(config.getoption("--results-dir"))
+    _check_writable(results)
+    r = Runner(getattr(config, "_kcb_lama_root", None), results, config.getoption("--limit"),
+               device, batch_size=config.getoption("--batch-size") or DEFAULT_BATCH_SIZE,
+               protocol=config.getoption("--gate-protocol") or "lenient")
     r.resume = config.getoption("--resume")
     r.update_baselines = config.getoption("--update-baselines")
     r.baselines_dir = config.getoption("--baselines-dir")
@@ -152,11 +206,36 @@ def runner(request):
     return r
 
 
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise pytest.UsageError(f"--results-dir {folder}: cannot write there ({exc.strerror}); "
+                                "choose a writable folder") from None
+
+
+# Exit codes the scripts tell apart (scripts/bench.sh): 0 every case passed or recorded;
+# 1 a case failed its knowledge gate (a finding); 4 a usage error (pytest's own); 5 no case
+# collected; 6 a case could not run (an error record names why).
+EXIT_CASE_ERROR = 6
+
+
+def pytest_sessionfinish(session, exitstatus):
+    r = getattr(session.config, "_kcb_runner", None)
+    if r is not None and exitstatus == 1 and r.case_errors:
+        session.exitstatus = EXIT_CASE_ERROR
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tr = terminalreporter
+    if getattr(config, "_kcb_no_cases", None):
+        tr.write_line(config._kcb_no_cases, red=True)
     r = getattr(config, "_kcb_runner", None)
     if r is None or not r.summary:
         return
-    tr = terminalreporter
     tr.section("knowledge retention")
     tr.write_line(f"{'case':58} {'metric':>16} {'retention':>9}  verdict")
     for row in r.summary:

@@ -1,149 +1,70 @@
-"""Running one case: load once, compress once per preset, probe, measure, record, gate.
+"""Running one case: load once, compress once per preset, probe, time, record, gate.
 
-    runner = Runner(options); record = runner.run(case, benchmark)
+    runner = Runner(lama_root, results_dir, limit); record = runner.run(case, benchmark)
 
-Holds at most one dense model (cases are ordered model by model) and one compressed model
-(its probes run back to back), and the baseline result per (model, probe) for retention.
+Holds at most one dense model (cases are ordered model by model) and one compressed model (its
+probes run back to back), and the baseline of each (model, probe) for the gate. The record's
+layout is benchmarks/record.py's, every derived number benchmarks/derive.py's, the latency
+workload benchmarks/latency.py's, --resume's key benchmarks/resume.py's; this file only runs.
 
 Faults: a case that fails for a reason other than its gate (out of memory, a backend error, a
-compressor or probe error) writes an error record naming the phase, drops the cached models it
-may have spoiled, and re-raises; the other cases go on. With ``resume`` set (``--resume``), a
-case whose ok record exists for the same configuration (record.config_key) is skipped.
+compressor or probe error) writes an error record beside any earlier good one, drops the cached
+models it may have spoiled, and re-raises; the other cases go on.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import gc
-import os
-import platform
-import subprocess
-import threading
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from benchmarks import models as model_registry
-from benchmarks.record import (SCHEMA, SCHEMA_VERSION, RecordError, config_key, make_config_key,
-                               read_record, write_record)
-from benchmarks.stats import flips, is_correct, mcnemar_exact
-from benchmarks.stats import retention as paired_retention
+from benchmarks import derive, latency, models as model_registry
+from benchmarks.environment import PeakRSS, environment, now
+from benchmarks.record import error_record, ok_record, write_record
 from compressors import compress
-from probes.lama import VERSION as LAMA_VERSION
 
-ALPHA = 0.05   # significance for "the drop is real" in the gate
-LATENCY_BATCH = 16
+DEFAULT_BATCH_SIZE = 64
+LOAD_DTYPE = "float32"      # every loader builds fp32 weights (benchmarks/models.py)
 
 
 class GateFailure(AssertionError):
-    pass
-
-
-class _PeakRSS:
-    """Samples this process's resident memory every 20 ms (Linux /proc); the peak over a block."""
-
-    def __init__(self):
-        self.peak = self._rss()
-        self._stop = threading.Event()
-
-    @staticmethod
-    def _rss() -> int:
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            import resource
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _loop(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self._rss())
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-
-def _git_sha() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "--verify", "HEAD"], cwd=root,
-                             capture_output=True, text=True, timeout=10)
-        sha = out.stdout.strip() if out.returncode == 0 else ""
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def environment(device: str) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    def v(pkg):
-        try:
-            return version(pkg)
-        except PackageNotFoundError:
-            return None
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": v("transformers"), "gguf": v("gguf"),
-            "pytest_benchmark": v("pytest-benchmark"), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": torch.cuda.get_device_name(0) if device != "cpu" and torch.cuda.is_available()
-            else device,
-            "git_sha": _git_sha()}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def latency_workload(model, tokenizer, family, texts):
-    """A fixed forward pass over ``texts`` (slot filled by mask/sentinel/cut): (fn, n_tokens)."""
-    dev = next(model.parameters()).device
-    if family == "masked":
-        texts = [t.replace("[Y]", tokenizer.mask_token) for t in texts]
-    elif family == "seq2seq":
-        texts = [t.replace("[Y]", "<extra_id_0>") for t in texts]
-    else:
-        texts = [t.split("[Y]")[0].rstrip() or (tokenizer.bos_token or "") for t in texts]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "right"
-    enc = tokenizer(texts, return_tensors="pt", padding=True).to(dev)
-    tokenizer.padding_side = side
-    kwargs = dict(enc)
-    if family == "seq2seq":
-        kwargs["decoder_input_ids"] = torch.full((len(texts), 1), model.config.decoder_start_token_id,
-                                                 device=dev)
-
-    def run():
-        with torch.inference_mode():
-            model(**kwargs)
-    return run, int(enc["attention_mask"].sum())
+    """A case broke its knowledge floor: a finding, reported in one line (no traceback)."""
 
 
 class Runner:
     def __init__(self, lama_root: Path, results_dir: Path, limit: int | None, device: str = "cpu",
-                 batch_size: int = 64):
+                 batch_size: int = DEFAULT_BATCH_SIZE, protocol: str = derive.DEFAULT_PROTOCOL,
+                 floors: dict | None = None):
         self.lama_root, self.results_dir = lama_root, Path(results_dir)
         self.limit, self.device, self.batch_size = limit, device, batch_size
+        self.protocol = protocol
+        self.floors = floors          # preset id -> floor, overriding benchmarks/matrix.py
         self._dense = None          # (model id, model, tokenizer, info)
         self._compressed = None     # (model id, preset id, model, effect)
-        self._baselines: dict = {}  # (model id, probe id) -> ProbeResult
+        self._baselines: dict = {}  # (model id, probe id) -> the baseline's record (dict)
         self._unavailable: dict = {}  # model id -> ModelUnavailable (asked once per session)
         self.summary: list[dict] = []
         self.env = environment(device)
         self.resume = False         # --resume: skip cases whose ok record has the same config key
+        self.update_baselines = False
+        self.baselines_dir = None
         self._phase = "load"        # what run() is doing, for the error record of a failed case
+        self.case_errors = 0        # cases that failed to run (not their gate): exit code 6
+
+    # -- what every record of this run is asked to be scored with -------------------------------
+    def request(self) -> dict:
+        """The inputs of scoring that --resume's key covers (record.REQUEST_KEYS)."""
+        return {"requested_batch_size": self.batch_size, "dtype": LOAD_DTYPE,
+                "torch_threads": torch.get_num_threads(), "device": self.device}
+
+    def floor(self, case) -> float | None:
+        if self.floors is not None and case.preset.id in self.floors:
+            return self.floors[case.preset.id] if case.probe.kind in derive.GATED else None
+        return case.floor
 
     # -- models ------------------------------------------------------------------------------
     def dense(self, spec):
@@ -177,119 +98,109 @@ class Runner:
         return probe.score(model, tok, spec.family, self.lama_root, limit=self.limit,
                            batch_size=self.batch_size)
 
-    def baseline(self, spec, probe):
+    def _probe_fields(self, probe) -> dict:
+        return {"id": probe.id, "kind": probe.kind, "version": probe.scorer_version(),
+                "limit": self.limit, "main_metric": probe.main_metric}
+
+    def _view(self, case_id, info, probe, result) -> dict:
+        """The fields derive.compare reads, for a probe result not (yet) written as a record."""
+        return {"case_id": case_id, "status": "ok", "model": info,
+                "probe": {**self._probe_fields(probe), "data_checksum": result.meta["data_checksum"]},
+                "metrics": result.metrics, "examples": result.examples}
+
+    def baseline(self, spec, probe) -> dict:
+        """The dense model's record on this probe: from this session, else scored now."""
         key = (spec.id, probe.id)
         if key not in self._baselines:
-            model, _, _ = self.dense(spec)
-            self._baselines[key] = self._score(model, spec, probe)
+            model, _, info = self.dense(spec)
+            result = self._score(model, spec, probe)
+            self._baselines[key] = self._view(f"{spec.id}__none__{probe.id}", info, probe, result)
         return self._baselines[key]
+
+    def scoring(self, model, result) -> dict:
+        """What the probe says about how it scored, plus what this run asked for."""
+        said = result.meta.get("scoring")
+        said = dict(said) if isinstance(said, dict) else {}
+        cfg = getattr(model, "config", None)
+        return {"batch_size": said.pop("batch_size", self.batch_size),
+                "policy": said.pop("policy", "unspecified"),
+                "padding_side": said.pop("padding_side", "unspecified"),
+                "attn_implementation": said.pop("attn_implementation",
+                                                getattr(cfg, "_attn_implementation", None)),
+                **said, **self.request()}
 
     # -- one case ----------------------------------------------------------------------------
     def run(self, case, benchmark) -> dict:
-        started = _now()
+        started = now()
         spec, preset, probe = case.model, case.preset, case.probe
         _, tok, info = self.dense(spec)
         self._phase = "compress"
         model, effect = self.compressed(spec, preset)
         self._phase = "probe"
         t0 = time.perf_counter()
-        with _PeakRSS() as mem:
+        with PeakRSS() as mem:
             if torch.cuda.is_available() and self.device != "cpu":
                 torch.cuda.reset_peak_memory_stats()
             result = self._score(model, spec, probe)
         wall = time.perf_counter() - t0
+        view = self._view(case.id, info, probe, result)
+        base = view if preset.id == "none" else self.baseline(spec, probe)
         if preset.id == "none":
-            self._baselines[(spec.id, probe.id)] = result
-        # Latency: pytest-benchmark over repeated rounds of one fixed batch of this probe's prompts.
-        texts = result.workload or [e["text"] for e in result.examples[:LATENCY_BATCH]]
-        fn, n_tokens = latency_workload(model, tok, spec.family, texts)
+            self._baselines[(spec.id, probe.id)] = view
+        comparison = derive.compare(base, view, self.floor(case), self.protocol)
+        self._phase = "latency"
+        texts = result.workload or [e["text"] for e in result.examples[:latency.LATENCY_BATCH]]
+        fn, shape = latency.workload(model, tok, spec.family, texts)
         benchmark.extra_info["case_id"] = case.id
-        benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
-        if getattr(benchmark, "stats", None) is not None:
-            mean_s, rounds = benchmark.stats.stats.mean, benchmark.stats.stats.rounds
-        else:   # --benchmark-disable: pytest-benchmark ran it once untimed; time it ourselves
-            times = []
-            for _ in range(5):
-                s0 = time.perf_counter(); fn(); times.append(time.perf_counter() - s0)
-            mean_s, rounds = sum(times) / len(times), len(times)
-        gate = self._gate(case, result)
+        timing = latency.measure(benchmark, fn, shape)
+        timing.update(probe_wall_s=round(wall, 3), facts_per_s=result.n / wall)
         self._phase = "record"
-        record = {
-            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "case_id": case.id, "status": "ok",
-            "model": info,
-            "preset": {"id": preset.id, "method": preset.method, "params": preset.params,
-                       "bits": preset.bits, "effect": effect},
-            "probe": {"id": probe.id, "kind": probe.kind, "version": result.meta.get("version", LAMA_VERSION),
-                      "data_checksum": result.meta["data_checksum"], "limit": self.limit,
-                      "main_metric": probe.main_metric,
-                      **{k: v for k, v in result.meta.items() if k not in ("data_checksum", "limit", "version")}},
-            "metrics": result.metrics, "n": result.n, "groups": result.groups,
-            "examples": result.examples,
-            "latency": {"ms_per_example": 1000 * mean_s / len(texts),
-                        "tokens_per_s": n_tokens / mean_s, "rounds": rounds,
-                        "workload": f"one forward pass over {len(texts)} prompts of this probe",
-                        "probe_wall_s": round(wall, 3), "facts_per_s": result.n / wall},
-            "memory": {"peak_rss_bytes": mem.peak, "weight_bytes": effect["weight_bytes"],
-                       "cuda_peak_bytes": torch.cuda.max_memory_allocated()
-                       if torch.cuda.is_available() and self.device != "cpu" else None},
-            "gate": gate, "environment": self.env,
-            "timestamps": {"started": started, "finished": _now()},
-        }
-        self._check_committed(case, record)
+        record = ok_record(
+            case_id=case.id, model=info, effect=effect, result=result,
+            preset={"id": preset.id, "method": preset.method, "params": preset.params,
+                    "bits": preset.bits},
+            probe={**self._probe_fields(probe), "data_checksum": result.meta["data_checksum"]},
+            scoring=self.scoring(model, result), latency=timing,
+            memory={"peak_rss_bytes": mem.peak, "weight_bytes": effect["weight_bytes"],
+                    "cuda_peak_bytes": torch.cuda.max_memory_allocated()
+                    if torch.cuda.is_available() and self.device != "cpu" else None},
+            gate=comparison.gate(), environment=self.env, started=started, finished=now())
+        bad_baseline = self._check_committed(case, record)
         write_record(self.results_dir, record)
-        main = result.metrics[probe.main_metric]
-        self.summary.append({"case_id": case.id, "metric": probe.main_metric, "value": main["value"],
-                             # lm-eval reports no stderr for one example: print nan
-                             "stderr": float("nan") if main["stderr"] is None else main["stderr"],
-                             "retention": gate.get("retention"),
-                             "verdict": gate["verdict"], "n": result.n})
-        if gate["verdict"] == "fail":
-            raise GateFailure(gate["message"])
+        if bad_baseline is not None:   # the measurement is kept; the case still fails
+            raise bad_baseline
+        self._summarise(case, record, comparison)
+        if record["gate"]["verdict"] == "fail":
+            raise GateFailure(record["gate"]["message"])
         return record
 
-    def _gate(self, case, result) -> dict:
-        if case.preset.id == "none":
-            return {"floor": None, "verdict": "baseline"}
-        if case.probe.kind == "perplexity":   # no per-example correctness: recorded, not gated
-            return {"floor": None, "verdict": "recorded",
-                    "baseline_case": f"{case.model.id}__none__{case.probe.id}"}
-        base = self.baseline(case.model, case.probe)
-        metric = case.probe.main_metric
-        b_correct = {e["uid"]: is_correct(e) for e in base.examples}
-        c_correct = {e["uid"]: is_correct(e) for e in result.examples}
-        lost, gained = flips(b_correct, c_correct)
-        retention, b_val, c_val, n_shared = paired_retention(b_correct, c_correct)
-        p = mcnemar_exact(lost, gained)
-        gate = {"floor": case.floor, "baseline_case": f"{case.model.id}__none__{case.probe.id}",
-                "facts_lost": lost, "facts_gained": gained, "mcnemar_p": p,
-                "retention": retention}   # the value the case asserted on; readers recompute
-        if case.floor is None:
-            gate["verdict"] = "recorded"
-        elif retention is None:
-            gate["verdict"] = "no-signal"   # the dense model knows none of these facts
-        elif retention < case.floor and p < ALPHA:
-            gate["verdict"] = "fail"
-            gate["message"] = (
-                f"{case.model.id} at {case.preset.id} on {case.probe.id}: {metric} retention "
-                f"{retention:.3f} is below the floor {case.floor:.2f} ({c_val:.3f} vs dense "
-                f"{b_val:.3f} on {n_shared} facts); {lost} facts lost, {gained} gained, "
-                f"McNemar p={p:.2g}")
-        else:
-            gate["verdict"] = "pass"
-        return gate
+    def _summarise(self, case, record, comparison, note=""):
+        main = record["metrics"][case.probe.main_metric]
+        self.summary.append({"case_id": case.id, "metric": case.probe.main_metric,
+                             "value": main["value"],
+                             # lm-eval reports no stderr for one example: print nan
+                             "stderr": float("nan") if main.get("stderr") is None else main["stderr"],
+                             "retention": comparison.retention,
+                             "verdict": record["gate"]["verdict"] + note, "n": record["n"]})
 
-    # -- faults and resume (issue 8) --------------------------------------------------------
+    def _check_committed(self, case, record):
+        """Against benchmarks/baselines/<case>.json, if the case has one (benchmarks/regression.py)."""
+        from benchmarks import regression
+        return regression.check_record(case, record, self.baselines_dir, self.update_baselines)
+
+    # -- faults --------------------------------------------------------------------------------
     @contextlib.contextmanager
     def recording_failures(self, case):
-        """Around one case: any Exception but GateFailure writes an error record, resets the
-        cached models and re-raises. Skips and Ctrl-C (BaseException) pass through untouched:
-        a skipped case writes nothing, an interrupted one is simply not done (--resume reruns it)."""
-        self._phase, started = "load", _now()
+        """Around one case: any Exception but GateFailure writes an error record (beside the
+        last good one), resets the cached models and re-raises. Skips and Ctrl-C
+        (BaseException) pass through untouched: --resume reruns an interrupted case."""
+        self._phase, started = "load", now()
         try:
             yield
         except GateFailure:
             raise
         except Exception as exc:
+            self.case_errors += 1
             phase = self._phase
             self._reset_after_failure(exc)
             try:
@@ -318,79 +229,32 @@ class Runner:
                     "ref": spec.ref, "baseline": spec.baseline,
                     "revision": model_registry.expected_revision(spec) or "unknown"}
         message = str(exc) or repr(exc)
-        return {
-            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "case_id": case.id, "status": "error",
-            "error": {"type": type(exc).__name__, "message": message[:4000], "phase": phase},
-            "model": info,
-            "preset": {"id": preset.id, "method": preset.method, "params": preset.params,
-                       "bits": preset.bits},
-            "probe": {"id": probe.id, "kind": probe.kind, "version": LAMA_VERSION, "limit": self.limit},
-            "environment": self.env, "timestamps": {"started": started, "finished": _now()},
-        }
+        return error_record(
+            case_id=case.id, model=info,
+            error={"type": type(exc).__name__, "message": message[:4000], "phase": phase},
+            preset={"id": preset.id, "method": preset.method, "params": preset.params,
+                    "bits": preset.bits},
+            probe={"id": probe.id, "kind": probe.kind, "limit": self.limit},
+            environment=self.env, started=started, finished=now())
 
-    def planned_key(self, case) -> str | None:
-        """The config key this case's record will have, computed without loading the model:
-        the data checksum comes from the probe's files' bytes (probe.data_checksum). None when
-        it cannot be known in advance (then --resume reruns the case)."""
-        revision = model_registry.expected_revision(case.model)
-        checksum_of = getattr(case.probe, "data_checksum", None)
-        if revision is None or checksum_of is None:
-            return None
-        try:
-            checksum = checksum_of(self.lama_root)
-        except Exception:   # unreadable data: run the case, which reports it properly
-            return None
-        return make_config_key(case.id, revision, case.preset.params, LAMA_VERSION, checksum,
-                               self.limit)
-
-    def finished_record(self, case) -> dict | None:
-        """With --resume: the ok record of this case for the same configuration, if any."""
-        path = self.results_dir / f"{case.id}.json"
-        if not self.resume or not path.is_file():
-            return None
-        try:
-            record = read_record(path)
-        except RecordError as exc:
-            warnings.warn(f"--resume: {exc}; running the case again")
-            return None
-        if record["status"] != "ok" or config_key(record) != self.planned_key(case):
-            return None
-        return record
-
+    # -- resume --------------------------------------------------------------------------------
     def skip_if_resumed(self, case) -> None:
-        """pytest-skip a case --resume finds done; a resumed baseline still serves the gate."""
-        record = self.finished_record(case)
+        """pytest-skip a case --resume finds done (benchmarks/resume.py); its verdict is derived
+        again from the record and the current baseline, and a resumed baseline serves the gate."""
+        if not self.resume:
+            return
+        from benchmarks.resume import finished_record
+        record = finished_record(self, case)
         if record is None:
             return
         import pytest
-
-        from probes.result import ProbeResult
         if case.preset.id == "none":
-            self._baselines.setdefault((case.model.id, case.probe.id),
-                                       ProbeResult.from_examples(record["examples"], record["probe"]))
-        main = record["metrics"][case.probe.main_metric]
-        self.summary.append({"case_id": case.id, "metric": case.probe.main_metric,
-                             "value": main["value"], "stderr": main["stderr"],
-                             "retention": record["gate"].get("retention"),
-                             "verdict": f"{record['gate']['verdict']} (resumed)", "n": record["n"]})
+            self._baselines.setdefault((case.model.id, case.probe.id), record)
+        from benchmarks.resume import stored_baseline
+        base = self._baselines.get((case.model.id, case.probe.id)) or stored_baseline(self, case)
+        comparison = derive.compare(record if case.preset.id == "none" else base, record,
+                                    self.floor(case), self.protocol)
+        self._summarise(case, {**record, "gate": comparison.gate()}, comparison, " (resumed)")
         pytest.skip(f"resumed: record exists for the same configuration "
                     f"({self.results_dir / (case.id + '.json')}, finished "
                     f"{record['timestamps']['finished']})")
-    def _check_committed(self, case, record) -> None:
-        """Against benchmarks/baselines/<case>.json, if the case has one (benchmarks/regression.py):
-        a loss beyond noise makes the case fail. With --update-baselines, rewrite the file instead."""
-        from benchmarks import regression
-        folder = regression.baselines_dir(getattr(self, "baselines_dir", None))
-        path = regression.baseline_path(case.id, folder)
-        gate = record["gate"]
-        if getattr(self, "update_baselines", False):
-            regression.write_baseline(record, folder, case.probe.main_metric)
-            gate["committed_baseline"] = {"file": str(path), "verdict": "updated"}
-            return
-        if not path.is_file():
-            return
-        check = regression.compare(regression.read_baseline(path), record, str(path))
-        gate["committed_baseline"] = check
-        if check["verdict"] == "regression":
-            gate["message"] = (gate["message"] + "\n" if gate["verdict"] == "fail" else "") + check["message"]
-            gate["verdict"] = "fail"

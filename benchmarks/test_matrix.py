@@ -5,6 +5,7 @@
 import pytest
 
 from benchmarks.models import ModelUnavailable
+from benchmarks.runner import GateFailure
 from compressors import BackendUnavailable, unavailable_reason
 
 
@@ -13,12 +14,15 @@ def test_case(case, runner, benchmark):
     reason = unavailable_reason(case.preset, runner.device)   # before loading anything
     if reason:
         pytest.skip(reason)
-    with runner.recording_failures(case):   # a failure (not the gate) leaves an error record
-        try:
-            runner.dense(case.model)
-        except ModelUnavailable as exc:
-            pytest.skip(str(exc))
-        try:
-            runner.run(case, benchmark)
-        except BackendUnavailable as exc:   # pytest.skip is a BaseException: no error record
-            pytest.skip(str(exc))
+    try:
+        with runner.recording_failures(case):   # a failure (not the gate) leaves an error record
+            try:
+                runner.dense(case.model)
+            except ModelUnavailable as exc:
+                pytest.skip(str(exc))
+            try:
+                runner.run(case, benchmark)
+            except BackendUnavailable as exc:   # pytest.skip is a BaseException: no error record
+                pytest.skip(str(exc))
+    except GateFailure as exc:   # a finding, not a crash: one line, no traceback
+        pytest.fail(f"knowledge gate: {exc}", pytrace=False)

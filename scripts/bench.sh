@@ -30,5 +30,14 @@ python -m pytest benchmarks "${LIMIT_ARG[@]}" --presets default --probes default
 status=$?
 echo "benchmark wall time: $(( $(date +%s) - start )) s (pytest exit $status)"
 python site/build.py "$RESULTS" -o results/site || exit 1
-# exit 1 = some case failed its knowledge gate (see the summary above); the leaderboard shows it.
+# pytest's exit status (conftest.py): 1 a case failed its knowledge gate (a finding: the
+# leaderboard shows it); 4 a usage error (one line above says which option); 5 no case selected;
+# 6 a case could not run (its error record, <case>.error.json, says why).
+case $status in
+  0) ;;
+  1) echo "some cases failed their knowledge gate: that is the finding, shown on the leaderboard" ;;
+  4) echo "usage error: see the line starting with ERROR above" >&2 ;;
+  5) echo "no cases were selected: check -k, --models, --presets and --probes" >&2 ;;
+  6) echo "some cases could not run: see $RESULTS/*.error.json" >&2 ;;
+esac
 exit $status

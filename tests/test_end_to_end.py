@@ -41,4 +41,4 @@ def test_a_compressed_case_alone_computes_its_own_baseline(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:]
     (rec,) = read_records(tmp_path)
     assert rec["gate"]["baseline_case"] == "tiny-masked__none__squad"
-    assert rec["gate"]["verdict"] in ("pass", "no-signal")
+    assert rec["gate"]["verdict"] in ("pass", "too-few-facts")   # random weights know little

@@ -62,7 +62,7 @@ def test_out_of_memory_in_compress_records_the_failure_and_resets_the_models(run
     monkeypatch.setattr(runner_mod, "compress", oom)
     with pytest.raises(torch.OutOfMemoryError):
         _run(runner, _case("sparse-50"))
-    rec = read_record(runner.results_dir / "tiny-causal__sparse-50__trex.json")
+    rec = read_record(runner.results_dir / "tiny-causal__sparse-50__trex.error.json")
     assert rec["status"] == "error" and "metrics" not in rec
     assert rec["error"] == {"type": "OutOfMemoryError", "phase": "compress",
                             "message": "CUDA out of memory. Tried to allocate 2.00 GiB"}
@@ -74,6 +74,7 @@ def test_out_of_memory_in_compress_records_the_failure_and_resets_the_models(run
     ok = _run(runner, _case("sparse-50"))
     assert ok["status"] == "ok" and ok["preset"]["effect"]["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert read_record(runner.results_dir / "tiny-causal__sparse-50__trex.json")["status"] == "ok"
+    assert not (runner.results_dir / "tiny-causal__sparse-50__trex.error.json").exists()   # superseded
 
 
 def test_compression_error_keeps_the_dense_model(runner, monkeypatch):
@@ -85,7 +86,7 @@ def test_compression_error_keeps_the_dense_model(runner, monkeypatch):
     monkeypatch.setattr(runner_mod, "compress", broken)
     with pytest.raises(CompressionError):
         _run(runner, _case("sparse-50"))
-    rec = read_record(runner.results_dir / "tiny-causal__sparse-50__trex.json")
+    rec = read_record(runner.results_dir / "tiny-causal__sparse-50__trex.error.json")
     assert rec["error"]["phase"] == "compress" and rec["error"]["type"] == "CompressionError"
     assert "changed nothing" in rec["error"]["message"]
     assert runner._dense is dense and runner._compressed is None        # no OOM: dense kept
@@ -99,7 +100,7 @@ def test_backend_error_while_probing_is_recorded_as_a_probe_failure(runner, monk
     monkeypatch.setattr(probes.lama, "score_subset", broken)
     with pytest.raises(RuntimeError, match="fbgemm"):
         _run(runner, _case("int8-dyn"))
-    rec = read_record(runner.results_dir / "tiny-causal__int8-dyn__trex.json")
+    rec = read_record(runner.results_dir / "tiny-causal__int8-dyn__trex.error.json")
     assert rec["error"] == {"type": "RuntimeError", "message": "fbgemm: unsupported CPU", "phase": "probe"}
 
 
@@ -109,7 +110,7 @@ def test_load_failure_is_recorded_with_what_is_known_of_the_model(runner, monkey
     monkeypatch.setattr(runner_mod.model_registry, "load", corrupt)
     with pytest.raises(ValueError, match="corrupt"):
         _run(runner, _case("none", model="tiny-seq2seq"))
-    rec = read_record(runner.results_dir / "tiny-seq2seq__none__trex.json")
+    rec = read_record(runner.results_dir / "tiny-seq2seq__none__trex.error.json")
     assert rec["error"]["phase"] == "load" and rec["error"]["type"] == "ValueError"
     assert rec["model"]["id"] == "tiny-seq2seq" and rec["model"]["family"] == "seq2seq"
 
@@ -124,13 +125,20 @@ def test_failure_while_recording_is_recorded(runner, monkeypatch):
     monkeypatch.setattr(runner_mod, "write_record", disk_full_for_ok_records)
     with pytest.raises(OSError, match="No space left"):
         _run(runner, _case("none"))
-    rec = read_record(runner.results_dir / "tiny-causal__none__trex.json")
+    rec = read_record(runner.results_dir / "tiny-causal__none__trex.error.json")
     assert rec["error"]["phase"] == "record" and "No space left on device" in rec["error"]["message"]
 
 
 def test_gate_failure_writes_the_ok_record_not_an_error(runner, monkeypatch):
-    monkeypatch.setattr(Runner, "_gate", lambda self, case, result: {
-        "floor": 0.9, "verdict": "fail", "retention": 0.5, "message": "retention 0.500 below 0.90"})
+    from benchmarks import derive
+    real = derive.compare
+
+    def failing(base, rec, floor=None, protocol="lenient"):
+        c = real(base, rec, floor, protocol)
+        if rec["case_id"].split("__")[1] != "none":
+            c.verdict, c.message = "fail", "retention 0.500 below 0.90"
+        return c
+    monkeypatch.setattr(derive, "compare", failing)
     with pytest.raises(GateFailure, match="retention 0.500 below 0.90"):
         _run(runner, _case("sparse-10"))
     rec = read_record(runner.results_dir / "tiny-causal__sparse-10__trex.json")
@@ -240,23 +248,25 @@ def test_killed_run_keeps_finished_records_and_resume_completes_it(tmp_path):
 
 
 def test_resume_reruns_error_records_and_changed_configurations(tmp_path):
+    from benchmarks.resume import finished_record
     root = write_lama(tmp_path / "lama", [("Alice", "Paris"), ("Bob", "Rome")])
     first = Runner(root, tmp_path / "records", limit=1)
     _run(first, _case("none"))
     _run(first, _case("sparse-10"))
     path = tmp_path / "records" / "tiny-causal__sparse-10__trex.json"
     rec = json.loads(path.read_text())
-    path.write_text(json.dumps({k: rec[k] for k in ("schema", "schema_version", "case_id", "model",
-                                                    "preset", "probe", "environment", "timestamps")}
-                               | {"status": "error", "error": {"type": "MemoryError", "message": "",
-                                                               "phase": "probe"}}))
+    path.unlink()                                                        # only a failed run left
+    path.with_suffix(".error.json").write_text(json.dumps(
+        {k: rec[k] for k in ("schema", "schema_version", "case_id", "model", "preset", "probe",
+                             "environment", "timestamps")}
+        | {"status": "error", "error": {"type": "MemoryError", "message": "", "phase": "probe"}}))
     again = Runner(root, tmp_path / "records", limit=1)
     again.resume = True
     with pytest.raises(pytest.skip.Exception, match="resumed: record exists"):
         again.skip_if_resumed(_case("none"))
     assert ("tiny-causal", "trex") in again._baselines                  # the gate reuses it
     again.skip_if_resumed(_case("sparse-10"))                           # error record: rerun
-    assert Runner(root, tmp_path / "records", limit=2).finished_record(_case("none")) is None
+    assert finished_record(Runner(root, tmp_path / "records", limit=2), _case("none")) is None
     other = Runner(root, tmp_path / "records", limit=2)
     other.resume = True
     other.skip_if_resumed(_case("none"))                                 # other limit: rerun

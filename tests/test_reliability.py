@@ -188,7 +188,11 @@ def test_config_key_changes_with_each_part_of_the_configuration():
     changed = [
         {**base, "model": {**base["model"], "revision": "r2"}},
         {**base, "preset": {**base["preset"], "params": {"sparsity": 0.5}}},
-        {**base, "probe": {**base["probe"], "version": "lama-2"}},
+        {**base, "probe": {**base["probe"], "version": "lama-3"}},
+        {**base, "scoring": {**base["scoring"], "requested_batch_size": 1}},
+        {**base, "scoring": {**base["scoring"], "torch_threads": 1}},
+        {**base, "scoring": {**base["scoring"], "dtype": "bfloat16"}},
+        {**base, "scoring": {**base["scoring"], "device": "cuda"}},
         {**base, "probe": {**base["probe"], "data_checksum": "abd"}},
         {**base, "probe": {**base["probe"], "limit": 3}},
         {**base, "case_id": "m__none__squad"}]
@@ -258,8 +262,11 @@ def test_planned_key_equals_the_key_of_the_record_the_case_writes(tmp_path):
     case = Case(MODELS["tiny-causal"], PRESETS["sparse-50"], PROBES["trex"])
     from tests.test_faults import FakeBenchmark
     record = runner.run(case, FakeBenchmark())
-    assert runner.planned_key(case) == config_key(record)
-    assert Runner(root, tmp_path / "records", limit=3).planned_key(case) != config_key(record)
+    from benchmarks.resume import planned_key
+    assert planned_key(runner, case) == config_key(record)
+    assert planned_key(Runner(root, tmp_path / "records", limit=3), case) != config_key(record)
+    assert planned_key(Runner(root, tmp_path / "records", limit=2, batch_size=1), case) \
+        != config_key(record)
 
 
 def test_expected_revision_matches_what_load_records():

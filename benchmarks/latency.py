@@ -1,0 +1,62 @@
+"""The latency figure of a case: pytest-benchmark over a fixed forward pass of the probe's prompts.
+
+    fn, shape = workload(model, tokenizer, family, texts)
+    latency = measure(benchmark, fn, shape)     # the record's ``latency`` field (without wall)
+
+The workload is one forward pass over up to LATENCY_BATCH of this probe's own prompts (slot
+filled by the mask / sentinel, or cut there for a causal LM), right-padded into one batch. It
+measures speed only: no score comes from it. What it ran (rows, tokens, padding) is recorded.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+LATENCY_BATCH = 16
+ROUNDS = 5
+
+
+def workload(model, tokenizer, family, texts):
+    """A fixed forward pass over ``texts``: (fn, shape) where shape says what it runs."""
+    dev = next(model.parameters()).device
+    if family == "masked":
+        texts = [t.replace("[Y]", tokenizer.mask_token) for t in texts]
+    elif family == "seq2seq":
+        texts = [t.replace("[Y]", "<extra_id_0>") for t in texts]
+    else:
+        texts = [t.split("[Y]")[0].rstrip() or (tokenizer.bos_token or "") for t in texts]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "right"
+    enc = tokenizer(texts, return_tensors="pt", padding=True).to(dev)
+    tokenizer.padding_side = side
+    kwargs = dict(enc)
+    if family == "seq2seq":
+        kwargs["decoder_input_ids"] = torch.full((len(texts), 1), model.config.decoder_start_token_id,
+                                                 device=dev)
+
+    def run():
+        with torch.inference_mode():
+            model(**kwargs)
+    rows, width = enc["input_ids"].shape
+    real = int(enc["attention_mask"].sum())
+    return run, {"rows": int(rows), "tokens": real, "padded_tokens": int(rows * width) - real,
+                 "padding_side": "right"}
+
+
+def measure(benchmark, fn, shape: dict) -> dict:
+    """Time ``fn`` with pytest-benchmark (ROUNDS rounds after one warm-up); under
+    --benchmark-disable pytest-benchmark runs it once untimed, so it is timed here instead."""
+    benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    if getattr(benchmark, "stats", None) is not None:
+        mean_s, rounds = benchmark.stats.stats.mean, benchmark.stats.stats.rounds
+    else:
+        times = []
+        for _ in range(ROUNDS):
+            s0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - s0)
+        mean_s, rounds = sum(times) / len(times), len(times)
+    return {"ms_per_example": 1000 * mean_s / shape["rows"], "tokens_per_s": shape["tokens"] / mean_s,
+            "rounds": rounds, "workload": f"one forward pass over {shape['rows']} prompts of this "
+            "probe, right-padded", "workload_shape": shape}
