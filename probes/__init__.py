@@ -35,11 +35,26 @@ class Probe:
             return write_corpus(corpus()) / self.data
         return lama_root
 
+    def scorer_version(self) -> str:
+        """The version of the code that scores this probe (bumped when scores can change);
+        records carry it, and a baseline of another version is never paired with a new case."""
+        if self.kind == "ability":
+            from probes.harness import VERSION
+        elif self.kind == "perplexity":
+            from probes.perplexity import VERSION
+        else:
+            from probes.lama import VERSION
+        return VERSION
+
     def data_checksum(self, lama_root) -> str:
-        """The checksum its records will carry, from the bytes alone (--resume, before running).
-        Only LAMA-layout probes know it in advance; for the others --resume reruns the case."""
-        if self.kind != "lama":
-            raise NotImplementedError(f"{self.id}: no checksum before running")
+        """The checksum its records will carry, from the data files' bytes, known before running
+        (--resume compares it before loading anything)."""
+        if self.kind == "ability":
+            from probes.harness import task_checksum
+            return task_checksum(self.subset)
+        if self.kind == "perplexity":
+            from probes.perplexity import load_text
+            return "sha256:" + load_text()[1]
         from probes.lama_data import subset_checksum
         return subset_checksum(self.data_root(lama_root), self.subset)
 

@@ -77,6 +77,18 @@ def data_checksum(olmo_path: str) -> str:
     return _checksums[olmo_path]
 
 
+def task_checksum(task: str) -> str:
+    """``data_checksum`` of a task's data, from its YAML's ``olmo_path`` (before running it)."""
+    import re
+    for path in TASKS_DIR.glob("*.yaml"):
+        text = path.read_text()
+        if re.search(rf"^task:\s*{re.escape(task)}\s*$", text, re.M):
+            found = re.search(r"olmo_path:\s*(\S+)", text)
+            if found:
+                return data_checksum(found.group(1).strip("\"'}"))
+    raise HarnessError(f"no task config with `task: {task}` and an olmo_path in {TASKS_DIR}")
+
+
 def evaluate(task: str, model, tokenizer, family: str, limit=None, batch_size=1) -> dict:
     """lm-eval's full result dict for one task on an in-memory model."""
     if family not in BACKEND:

@@ -567,7 +567,7 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
     for e in examples:
         modes[e["mode"]] = modes.get(e["mode"], 0) + 1
     meta = {"subset": subset_name, "version": VERSION, "data_checksum": subset.checksum,
-            "files": subset.files, "limit": limit, "scoring": SCORING[family],
+            "files": subset.files, "limit": limit, "method": SCORING[family],
             "candidates": "objects of the same relation" if subset_name in ("trex", "google-re")
             else "objects of the whole subset",
             "candidate_counts": {g: len(c) for g, c in sorted(subset.candidates.items())},

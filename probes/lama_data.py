@@ -276,6 +276,11 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
                 add(group, Fact(uid, name, group, subject, row["obj_label"].strip(),
                                 _fill(template, subject),
                                 _fill(causal, subject) if causal else None))
+        # The causal templates of some relations come from their ParaRel patterns: those files
+        # change what is asked, so their bytes are part of the checksum (and of --resume's key).
+        for path in _pararel_files(root, [g for g, *_ in groups]):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+            files.append(str(path.relative_to(root)))
     else:
         path = root / ("Squad/test.jsonl" if name == "squad" else "ConceptNet/test.jsonl")
         files.append(str(path.relative_to(root)))
@@ -296,7 +301,6 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
             _unique(uid, path, row, seen)
             add(group, Fact(uid, name, group, row.get("sub_label", ""), row["obj_label"].strip(), text,
                             text if slot_is_last(text) else None))
-
     # Candidates: objects of the same relation (T-REx, Google-RE: typed, as in the literature on
     # decoder LAMA); for ConceptNet and SQuAD, whose groups are tiny or single, the whole subset.
     if name in ("trex", "google-re"):
@@ -311,13 +315,21 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
     return Subset(name, facts, candidates, templates, digest.hexdigest(), files, excluded)
 
 
+def _pararel_files(root: Path, groups) -> list[Path]:
+    """The ParaRel pattern files of these relations that exist (causal templates come from them)."""
+    folder = Path(root) / "ParaRel"
+    return [folder / f"{g}.jsonl" for g in sorted(groups) if (folder / f"{g}.jsonl").is_file()]
+
+
 def subset_files(root: Path, name: str) -> list[Path]:
     """The files load_subset reads for ``name``, in the order its checksum covers them."""
     root = Path(root)
     if name == "trex":
-        return [root / "relations.jsonl", *sorted((root / "TREx").glob("*.jsonl"))]
+        rels = sorted((root / "TREx").glob("*.jsonl"))
+        return [root / "relations.jsonl", *rels, *_pararel_files(root, [p.stem for p in rels])]
     if name == "google-re":
-        return [root / "Google_RE" / f"{g}_test.jsonl" for g in GOOGLE_RE]
+        return [*(root / "Google_RE" / f"{g}_test.jsonl" for g in GOOGLE_RE),
+                *_pararel_files(root, GOOGLE_RE)]
     if name in ("squad", "conceptnet"):
         return [root / ("Squad/test.jsonl" if name == "squad" else "ConceptNet/test.jsonl")]
     raise LamaDataError(f"unknown LAMA subset {name!r}; known: {', '.join(SUBSETS)}")

@@ -24,10 +24,18 @@ from pathlib import Path
 
 from probes import Probe
 
-VERSION = "negated-1"   # bump when sentences, candidates or scoring change
+VERSION = "negated-2"   # bump when sentences, candidates or scoring change (2: own version)
 
 
 class NegatedProbe(Probe):
+    def scorer_version(self) -> str:   # LAMA's scorer ranks both sentences
+        from probes.lama import VERSION as LAMA
+        return f"{VERSION}+{LAMA}"
+
+    def data_checksum(self, lama_root) -> str:
+        from probes.negated_data import load, negated_dir
+        return load(negated_dir(Path(lama_root)), 1)[3]
+
     def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
         from probes.lama import SCORING, score_facts
         from probes.negated_data import load, negated_dir
@@ -40,8 +48,8 @@ class NegatedProbe(Probe):
         for e, n in zip(positive, negated):
             e.update(negated_rank=n["rank"], negated_prediction=n["prediction"],
                      negated_text=n["text"])
-        meta = {"subset": "negated-trex", "probe_version": VERSION, "data_checksum": checksum,
-                "data_dir": str(root), "files": files, "limit": limit, "scoring": SCORING[family],
+        meta = {"subset": "negated-trex", "version": self.scorer_version(), "data_checksum": checksum,
+                "data_dir": str(root), "files": files, "limit": limit, "method": SCORING[family],
                 "candidates": "objects of the same relation in the Negated-LAMA file",
                 "candidate_counts": {g: len(c) for g, c in sorted(candidates.items())}}
         result = ProbeResult.from_examples(positive, meta)

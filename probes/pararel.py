@@ -30,7 +30,7 @@ from probes import Probe
 # probes.lama_data is imported inside the functions: `python -m probes.lama_data` imports this
 # package (and so this module) first, and must find lama_data not yet imported.
 
-VERSION = "pararel-1"   # bump when pattern choice or scoring changes
+VERSION = "pararel-2"   # bump when pattern choice or scoring changes (2: own version in records)
 DEFAULT_MAX_PATTERNS = 6
 
 
@@ -89,6 +89,13 @@ def facts_and_patterns(root: Path, family: str, limit: int | None, cap: int):
 
 
 class ParaRelProbe(Probe):
+    def scorer_version(self) -> str:   # LAMA's scorer ranks every pattern: both versions matter
+        from probes.lama import VERSION as LAMA
+        return f"{VERSION}+{LAMA}"
+
+    def data_checksum(self, lama_root) -> str:
+        return facts_and_patterns(Path(lama_root), "masked", 1, 2)[4]
+
     def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
         from benchmarks.analysis import consistency
         from probes.lama import SCORING, score_facts
@@ -100,8 +107,8 @@ class ParaRelProbe(Probe):
                                batch_size, desc="pararel")
         for e, (_, fact_uid, i) in zip(examples, facts):
             e["fact"], e["pattern"] = fact_uid, i
-        meta = {"subset": "pararel", "probe_version": VERSION, "data_checksum": checksum,
-                "files": files, "limit": limit, "scoring": SCORING[family],
+        meta = {"subset": "pararel", "version": self.scorer_version(), "data_checksum": checksum,
+                "files": files, "limit": limit, "method": SCORING[family],
                 "candidates": "objects of the same relation (as trex)", "max_patterns": cap,
                 "pattern_rule": "slot last, after the subject" if family == "causal" else "every pattern",
                 "templates": templates, "excluded": excluded}
