@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmarks.models import MODELS, ModelSpec
-from compressors import PRESETS, Preset
+from compressors import METHODS, PRESETS, Preset
 from probes import PROBES, Probe
 
 # Retention floors, the one place they live: compressed P@1 / dense P@1 on the same facts.
@@ -28,13 +28,6 @@ FLOORS: dict[str, float] = {
     "sparse-10": 0.90, "sparse-20": 0.85, "sparse-30": 0.75, "sparse-40": 0.60,
     "sparse-50": 0.40, "sparse-60": 0.20, "int8-dyn": 0.50,
 }
-METHOD_MARK = {"none": "baseline", "global-magnitude": "pruning", "dynamic-int8": "quantization",
-               "magnitude": "pruning", "structured-rows": "pruning", "structured-heads": "pruning",
-               "semi-structured": "pruning", "wanda": "pruning", "sparsegpt": "pruning",
-               "bnb": "quantization", "torchao": "quantization", "quanto": "quantization",
-               "gptq": "quantization", "prune-quantize": ("pruning", "quantization")}
-
-
 @dataclass(frozen=True)
 class Case:
     model: ModelSpec
@@ -52,9 +45,9 @@ class Case:
 
     @property
     def marks(self) -> tuple[str, ...]:
-        method = METHOD_MARK[self.preset.method]
+        kind = METHODS[self.preset.method].kind   # declared beside the method's handler
         marks = [self.model.family, self.model.arch,
-                 *((method,) if isinstance(method, str) else method),
+                 *((kind,) if isinstance(kind, str) else kind),
                  self.probe.kind, self.model.source]
         if self.model.default:
             marks.append("default")

@@ -21,7 +21,7 @@ import torch
 @dataclass(frozen=True)
 class Preset:
     id: str                      # case-id part: [a-z0-9.-]
-    method: str                  # key of the handler in HANDLERS
+    method: str                  # the registered method (METHODS) that applies it
     params: dict = field(default_factory=dict, hash=False, compare=False)
     bits: int | None = None      # weight bit width after compression (None: unchanged float)
     default: bool = True         # part of `--presets default` (the main job's curated subset)
@@ -50,9 +50,26 @@ def unavailable_reason(preset: "Preset", device: str = "cpu") -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Method:
+    """What a compression method declares beside its handler (one file per method)."""
+    name: str
+    kind: str | tuple[str, ...]   # the case mark(s): "baseline", "pruning", "quantization"
+    version: str                  # bump when its results can change (caches are keyed on it)
+    apply: Callable[..., dict]
+    context: bool = False         # the handler takes a 4th argument: tokenizer and model info
+    effect: tuple[str, ...] = ()  # effect fields it reports beyond EFFECT_FIELDS
+
+
+# Every measured effect carries these (compress() checks): what changed, by which backend, the
+# measured sparsity and bit width (None where they do not apply) and the true stored bytes.
+EFFECT_FIELDS = {"changed": (bool,), "backend": (str,), "sparsity": (int, float, type(None)),
+                 "bits": (int, float, type(None)), "quantized_modules": (int,),
+                 "weight_bytes": (int,)}
+KINDS = ("baseline", "pruning", "quantization")
+
 PRESETS: dict[str, Preset] = {}
-HANDLERS: dict[str, Callable[..., dict]] = {}
-NEEDS_CONTEXT: set[str] = set()   # methods whose handler takes a 4th argument: the context dict
+METHODS: dict[str, Method] = {}
 
 
 def register_preset(preset: Preset) -> Preset:
@@ -62,17 +79,35 @@ def register_preset(preset: Preset) -> Preset:
     return preset
 
 
-def handler(method: str, context: bool = False):
-    """Decorator: register the function that applies every preset of ``method``. With
-    ``context=True`` it also gets a dict (tokenizer, model info) for calibration and caching."""
+def handler(method: str, kind: str | tuple[str, ...], version: str, context: bool = False,
+            effect: tuple[str, ...] = ()):
+    """Decorator: register the function that applies every preset of ``method``, with the
+    method's case mark(s) (``kind``), its version, and the extra effect fields it reports. With
+    ``context=True`` the function also gets a dict (tokenizer, model info) for calibration."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not set(kinds) <= set(KINDS):
+        raise ValueError(f"method {method!r}: kind must be among {KINDS}, not {kind!r}")
+
     def wrap(fn):
-        if method in HANDLERS:
+        if method in METHODS:
             raise ValueError(f"duplicate compression method {method!r}")
-        HANDLERS[method] = fn
-        if context:
-            NEEDS_CONTEXT.add(method)
+        METHODS[method] = Method(method, kind, version, fn, context, tuple(effect))
         return fn
     return wrap
+
+
+def method_of(preset: "Preset") -> Method:
+    try:
+        return METHODS[preset.method]
+    except KeyError:
+        raise CompressionError(f"preset {preset.id!r} names method {preset.method!r}, which no "
+                               f"file in compressors/ registers with @handler") from None
+
+
+def apply(model, preset: "Preset", family: str, ctx: dict | None = None) -> dict:
+    """Run one preset's handler and return its raw effect (combos chain two of them)."""
+    m = method_of(preset)
+    return m.apply(model, preset, family, ctx or {}) if m.context else m.apply(model, preset, family)
 
 
 def get_preset(preset_id: str) -> Preset:
@@ -95,11 +130,7 @@ def compress(model: torch.nn.Module, preset_id: str, family: str, tokenizer=None
     if reason:
         raise BackendUnavailable(reason)
     start = time.perf_counter()
-    if preset.method in NEEDS_CONTEXT:
-        ctx = {"tokenizer": tokenizer, "model_info": model_info or {}}
-        effect = HANDLERS[preset.method](model, preset, family, ctx)
-    else:
-        effect = HANDLERS[preset.method](model, preset, family)
+    effect = apply(model, preset, family, {"tokenizer": tokenizer, "model_info": model_info or {}})
     effect["compression_seconds"] = round(time.perf_counter() - start, 3)
     # A method that builds a new model (GPTQ reloads its quantized checkpoint) hands it back here.
     model = effect.pop("replaced_model", model)
@@ -107,10 +138,54 @@ def compress(model: torch.nn.Module, preset_id: str, family: str, tokenizer=None
         raise CompressionError(
             f"preset {preset.id!r} left the model unchanged ({effect}); refusing to report "
             "the dense model as compressed")
+    _check_effect(preset, effect)
     return model, effect
 
 
-# Importing the method modules fills the registries (one file per method).
-from compressors import baseline, pruning, dynamic_int8  # noqa: E402,F401
-from compressors import (pruning_scoped, pruning_structured, bnb, torchao_int8,  # noqa: E402,F401
-                         quanto_int4, wanda, sparsegpt, combos, gptq)
+def _check_effect(preset: "Preset", effect: dict) -> None:
+    """The measured effect is typed: every method reports EFFECT_FIELDS and what it declared."""
+    m = method_of(preset)
+    for name in (*EFFECT_FIELDS, *m.effect):
+        if name not in effect:
+            raise CompressionError(f"method {m.name!r} (preset {preset.id}) did not report "
+                                   f"{name!r} in its measured effect")
+        want = EFFECT_FIELDS.get(name)
+        value = effect[name]
+        if want and (not isinstance(value, want) or (isinstance(value, bool) and bool not in want)):
+            raise CompressionError(f"method {m.name!r} reported {name}={value!r}: expected "
+                                   f"{' or '.join(t.__name__ for t in want)}")
+
+
+def _discover() -> None:
+    """Import every module of this package: a method is one file that registers its presets and
+    its handler, found here without being listed anywhere (helpers register nothing). Files named
+    in ``$KCB_METHODS`` (os.pathsep-separated) are imported too: a user's own method, one file,
+    without editing this package."""
+    import importlib
+    import importlib.util
+    import os
+    import pkgutil
+    import sys
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        importlib.import_module(f"{__name__}.{info.name}")
+    for path in filter(None, os.environ.get("KCB_METHODS", "").split(os.pathsep)):
+        name = f"kcb_user_method_{abs(hash(path))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or not os.path.isfile(path):
+            raise ImportError(f"$KCB_METHODS names {path!r}, which is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+
+
+def _kind_rank(preset: "Preset") -> int:
+    kind = METHODS[preset.method].kind
+    return len(KINDS) if isinstance(kind, tuple) else KINDS.index(kind)
+
+
+_discover()
+# Presets in a sensible order (the case order and `--presets` listings follow it): the baseline
+# first, then pruning, quantization and their combinations, each in registration order.
+_ordered = sorted(PRESETS.values(), key=_kind_rank)
+PRESETS.clear()
+PRESETS.update((p.id, p) for p in _ordered)

@@ -7,7 +7,7 @@ from compressors.measure import linear_modules, sparsity, weight_bytes
 register_preset(Preset("none", "none"))
 
 
-@handler("none")
+@handler("none", kind="baseline", version="none-1")
 def apply_none(model, preset, family):
     frac, _, total = sparsity(linear_modules(model))
     return {"changed": False, "backend": "none", "sparsity": round(frac, 6),

@@ -66,7 +66,7 @@ def _build(lin: torch.nn.Linear, params: dict, device):
     return new.to(device)     # moving the module is what quantizes the weight
 
 
-@handler("bnb")
+@handler("bnb", kind="quantization", version="bnb-1", effect=("bits_per_weight",))
 def apply_bnb(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     import bitsandbytes as bnb
     device = next(model.parameters()).device

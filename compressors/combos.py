@@ -10,7 +10,7 @@ table has 0), so the zeros survive quantization.
 """
 from __future__ import annotations
 
-from compressors import HANDLERS, Preset, get_preset, handler, register_preset
+from compressors import Preset, apply, get_preset, handler, register_preset
 from compressors.bnb import BACKEND as BNB
 
 for pct in (20, 40):
@@ -20,11 +20,11 @@ for pct in (20, 40):
                            params={"prune": f"sparse-{pct}", "quantize": "nf4-single"}))
 
 
-@handler("prune-quantize")
+@handler("prune-quantize", kind=("pruning", "quantization"), version="prune-quantize-1", effect=("modules_pruned",))
 def apply_prune_quantize(model, preset: Preset, family: str) -> dict:
     prune, quant = get_preset(preset.params["prune"]), get_preset(preset.params["quantize"])
-    pruned = HANDLERS[prune.method](model, prune, family)
-    quantized = HANDLERS[quant.method](model, quant, family)
+    pruned = apply(model, prune, family)
+    quantized = apply(model, quant, family)
     return {"changed": bool(pruned.get("changed") and quantized.get("changed")),
             "backend": f"{pruned['backend']}; {quantized['backend']}",
             "sparsity": pruned["sparsity"], "bits": quantized["bits"],

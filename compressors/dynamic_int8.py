@@ -54,7 +54,7 @@ def _set_module(model, name, new):
     setattr(parent, child, new)
 
 
-@handler("dynamic-int8")
+@handler("dynamic-int8", kind="quantization", version="dynamic-int8-1")
 def apply_dynamic_int8(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     if next(model.parameters()).device.type != "cpu":
         raise CompressionError(f"{preset.id} runs on CPU only (torch has no CUDA dynamic-int8 kernel)")

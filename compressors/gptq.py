@@ -42,7 +42,7 @@ def _cache_root() -> Path:
     return ckpt_cache.cache_root() / "gptq"
 
 
-@handler("gptq", context=True)
+@handler("gptq", kind="quantization", version="gptq-1", context=True)
 def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
     # gptqmodel's CPU thread pools need at least 2 workers: with GPTQMODEL_CPU_WORKERS=1 it fails
     # with "Virtual pool 'model_loader:cpu' requests 2 workers but parent 'cpu' only has 1".

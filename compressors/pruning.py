@@ -21,7 +21,7 @@ for pct in range(10, 100, 10):
 TOLERANCE = 0.01
 
 
-@handler("global-magnitude")
+@handler("global-magnitude", kind="pruning", version="global-magnitude-1", effect=("modules_pruned",))
 def apply_global_magnitude(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     modules = linear_modules(model)
     if not modules:

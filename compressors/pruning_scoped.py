@@ -78,7 +78,7 @@ def pruned_effect(model, modules, before: float, target: float, preset: Preset, 
             "quantized_modules": 0, "weight_bytes": weight_bytes(model), **extra}
 
 
-@handler("magnitude")
+@handler("magnitude", kind="pruning", version="magnitude-1", effect=("modules_pruned",))
 def apply_magnitude(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     try:
         modules = scoped_linears(model, preset.params["scope"])

@@ -67,7 +67,7 @@ def _config_heads(model):
     return heads, head_dim
 
 
-@handler("structured-rows")
+@handler("structured-rows", kind="pruning", version="structured-rows-1")
 def apply_rows(model, preset: Preset, family: str) -> dict:
     modules = linear_modules(model)
     if not modules:
@@ -91,7 +91,7 @@ def apply_rows(model, preset: Preset, family: str) -> dict:
             "weight_bytes": weight_bytes(model)}
 
 
-@handler("structured-heads")
+@handler("structured-heads", kind="pruning", version="structured-heads-1")
 def apply_heads(model, preset: Preset, family: str) -> dict:
     try:
         arch = architecture(model)
@@ -130,7 +130,7 @@ def apply_heads(model, preset: Preset, family: str) -> dict:
             "weight_bytes": weight_bytes(model)}
 
 
-@handler("semi-structured")
+@handler("semi-structured", kind="pruning", version="semi-structured-1")
 def apply_nm(model, preset: Preset, family: str) -> dict:
     n, m = preset.params["n"], preset.params["m"]
     modules = linear_modules(model)

@@ -34,7 +34,7 @@ def _dequantized_forward(self, input):
     return torch.nn.functional.linear(input, self.weight.dequantize(), self.bias)
 
 
-@handler("quanto")
+@handler("quanto", kind="quantization", version="quanto-1", effect=("bits_per_weight",))
 def apply_quanto(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     import optimum.quanto as oq
     from importlib.metadata import version

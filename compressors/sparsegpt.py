@@ -73,7 +73,7 @@ def prune_layer(w: torch.Tensor, u: torch.Tensor, amount: float | None, n: int |
     return w
 
 
-@handler("sparsegpt", context=True)
+@handler("sparsegpt", kind="pruning", version=CODE_VERSION, context=True)
 def apply_sparsegpt(model, preset: Preset, family: str, ctx: dict) -> dict:
     p = preset.params
 

@@ -27,7 +27,7 @@ register_preset(Preset("ao-w4", "torchao", bits=4, default=False, backend=BACKEN
                        params={"config": "Int4WeightOnlyConfig", "group_size": 128}))
 
 
-@handler("torchao")
+@handler("torchao", kind="quantization", version="torchao-1", effect=("bits_per_weight",))
 def apply_torchao(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     import torchao
     from torchao import quantization as q

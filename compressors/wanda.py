@@ -30,7 +30,7 @@ def row_mask(score: torch.Tensor, amount: float) -> torch.Tensor:
     return torch.ones_like(score, dtype=torch.bool).scatter_(1, drop, False)
 
 
-@handler("wanda", context=True)
+@handler("wanda", kind="pruning", version=CODE_VERSION, context=True)
 def apply_wanda(model, preset: Preset, family: str, ctx: dict) -> dict:
     def prune(stats, modules):
         for name, mod in modules.items():

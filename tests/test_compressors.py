@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from benchmarks.tiny import build
-from compressors import CompressionError, PRESETS, compress, get_preset, handler, HANDLERS
+from compressors import CompressionError, METHODS, PRESETS, compress, get_preset, handler
 from compressors.measure import linear_modules, sparsity, weight_bytes
 
 
@@ -78,7 +78,10 @@ def test_gpt2_conv1d_is_converted_not_silently_skipped():
 
 
 def test_a_preset_that_changes_nothing_is_an_error(monkeypatch):
-    monkeypatch.setitem(HANDLERS, "global-magnitude", lambda m, p, f: {"changed": False})
+    import dataclasses
+    real = METHODS["global-magnitude"]
+    monkeypatch.setitem(METHODS, "global-magnitude",
+                        dataclasses.replace(real, apply=lambda m, p, f: {"changed": False}))
     model, _ = build("causal")
     with pytest.raises(CompressionError, match="left the model unchanged"):
         compress(model, "sparse-50", "causal")
@@ -104,7 +107,7 @@ def test_duplicate_registration_raises():
     with pytest.raises(ValueError, match="duplicate"):
         register_preset(Preset("sparse-50", "global-magnitude"))
     with pytest.raises(ValueError, match="duplicate"):
-        handler("dynamic-int8")(lambda *a: None)
+        handler("dynamic-int8", kind="quantization", version="x")(lambda *a: None)
 
 
 @pytest.mark.parametrize("preset", ["none", "int8-dyn", "sparse-50"])

@@ -4,16 +4,18 @@ import sys
 
 import pytest
 
-from benchmarks.matrix import METHOD_MARK, cases, select_presets
+from benchmarks.matrix import cases, select_presets
 from benchmarks.models import MODELS
-from compressors import PRESETS
+from compressors import KINDS, METHODS, PRESETS
 from tests.helpers import REPO
 
 
 def test_default_presets_are_the_main_jobs_subset():
-    ids = [p.id for p in select_presets("default")]
-    assert set(ids) == {"none", *(f"sparse-{n}" for n in range(10, 100, 20)), "int8-dyn",
-                        "bnb-int8", "nf4-single", "wanda-50"}
+    chosen = select_presets("default")
+    assert [p.id for p in chosen] == [p.id for p in PRESETS.values() if p.default]
+    assert chosen[0].id == "none"                                      # the baseline runs first
+    kinds = {METHODS[p.method].kind for p in chosen}
+    assert set(KINDS) <= {k for kind in kinds for k in ((kind,) if isinstance(kind, str) else kind)}
     assert len(select_presets("all")) == len(PRESETS)
     assert [p.id for p in select_presets("nf4-single, gptq-w4")] == ["nf4-single", "gptq-w4"]
     with pytest.raises(KeyError, match="did you mean"):
@@ -24,13 +26,13 @@ def test_every_method_has_a_mark_and_bits_give_the_width_mark():
     llama = MODELS["smollm2-135m"]
     for case in cases([llama]):
         p = case.preset
-        assert p.method in METHOD_MARK
+        kind = METHODS[p.method].kind
+        assert set((kind,) if isinstance(kind, str) else kind) <= set(case.marks)
         if p.bits:
             assert f"int{p.bits}" in case.marks
         assert ("cuda" in case.marks) == p.cuda
-    four_bit = {p.id for p in PRESETS.values() if p.bits == 4}
-    assert {"nf4-single", "nf4-double", "fp4-single", "fp4-double", "quanto-w4", "gptq-w4",
-            "ao-w4", "p20-nf4", "p40-nf4"} == four_bit
+    four_bit = {c.preset.id for c in cases([llama]) if "int4" in c.marks}
+    assert four_bit == {p.id for p in PRESETS.values() if p.bits == 4} and len(four_bit) >= 4
 
 
 def test_presets_option_selects_at_collection():
