@@ -113,4 +113,5 @@ def compress(model: torch.nn.Module, preset_id: str, family: str, tokenizer=None
 # Importing the method modules fills the registries (one file per method).
 from compressors import baseline, pruning, dynamic_int8  # noqa: E402,F401
 from compressors import (pruning_scoped, pruning_structured, bnb, torchao_int8,  # noqa: E402,F401
-                         quanto_int4, wanda, sparsegpt, combos, gptq)
+                         quanto_int4, wanda, sparsegpt, combos, gptq,
+                         checkpoint)
