@@ -218,7 +218,9 @@ def load(spec: ModelSpec, device: str = "cpu"):
         model, tok, info["revision"] = user_models.load(spec, where)
     else:
         model, tok = _load_hub(spec, where)
-        info["revision"] = getattr(model.config, "_commit_hash", None) or "unknown"
+        # transformers 5 leaves _commit_hash unset for a cache hit: the cache's ref says it
+        info["revision"] = (getattr(model.config, "_commit_hash", None) or expected_revision(spec)
+                            or "unknown")
     if getattr(model, "hf_device_map", None) and where:
         info["device_map"] = {k: str(v) for k, v in model.hf_device_map.items()}
         model.eval()

@@ -77,14 +77,16 @@ def arch_mark(config) -> str:
 
 @functools.lru_cache(maxsize=None)
 def fingerprint(path: str) -> str:
-    """sha256 over a folder's config and weight files (name and bytes), or over one file: the
-    ``revision`` of a local model or checkpoint (records, --resume, caches)."""
+    """The ``revision`` of a local model or checkpoint (records, --resume, caches): sha256 of a
+    file's bytes (a GGUF's published checksum), or over a folder's config and weight files (name
+    and bytes)."""
     p = Path(path)
     files = [p] if p.is_file() else sorted(
         f for f in p.iterdir() if f.name == "config.json" or f.suffix in (".safetensors", ".gguf"))
     h = hashlib.sha256()
     for f in files:
-        h.update(f.name.encode())
+        if p.is_dir():
+            h.update(f.name.encode())
         with open(f, "rb") as fh:
             while chunk := fh.read(1 << 22):
                 h.update(chunk)
