@@ -137,7 +137,7 @@ def test_a_checkpoint_of_another_model_is_refused(made, tmp_path):
 
 
 def test_checkpoints_run_as_presets_through_pytest(made, tmp_path):
-    root, _, _ = made
+    root, _, (dense, _, _) = made
     env = dict(os.environ, KCB_LAMA_VERIFY="0")   # the testbed's own facts, not LAMA's files
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "--models", str(root / "base"),
@@ -155,4 +155,4 @@ def test_checkpoints_run_as_presets_through_pytest(made, tmp_path):
         assert rec["gate"]["verdict"] == "pass" and rec["gate"]["retention"] >= 0.6
         assert rec["memory"]["weight_bytes"] == rec["preset"]["effect"]["weight_bytes"]
     assert recs["base__ckpt-ao__trex"]["preset"]["effect"]["bits_per_weight"] == pytest.approx(
-        8 + 40 * 14 / 14 / 128, abs=0.1)   # int8 + 5 bytes per row of 128-256 inputs
+        _expected_bits("torchao-int8", _layers(dense)), abs=0.01)
