@@ -278,11 +278,11 @@ def _load_hub(spec: ModelSpec, where: dict | None = None):
     allow_pickle = os.environ.get(ALLOW_PICKLE_VAR) == "1"
     # safetensors only by default; with the user's explicit consent a pickled checkpoint is
     # accepted, but only through torch.load(weights_only=True) (no arbitrary objects).
-    kwargs = dict(trust_remote_code=spec.trust_remote_code, revision=spec.revision,
-                  use_safetensors=None if allow_pickle else True, weights_only=True)
+    rev = {"revision": spec.revision} if spec.revision else {}   # a user's org/name@revision
+    kwargs = dict(trust_remote_code=spec.trust_remote_code,
+                  use_safetensors=None if allow_pickle else True, weights_only=True, **rev)
     try:
-        tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code,
-                                            revision=spec.revision)
+        tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code, **rev)
         model = cls.from_pretrained(spec.ref, dtype=torch.float32, **kwargs, **(where or {}))
     except OSError as exc:
         pickled = [] if allow_pickle else pickled_checkpoints(spec.ref)

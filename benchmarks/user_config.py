@@ -155,7 +155,8 @@ def configure(config) -> list[str]:
             ids.append(spec.id)
             lines.append(f"model {token} -> id {spec.id} ({spec.source}, {spec.family}, {spec.arch})")
         config.option.models = ",".join(ids)
-    ckpts = [checkpoint.resolve(t, user, trust) for t in config.getoption("--checkpoint") or []]
+    ckpts = [checkpoint.register(checkpoint.resolve(t, user, trust))
+             for t in config.getoption("--checkpoint") or []]
     for token, p in zip(config.getoption("--checkpoint") or [], ckpts):
         lines.append(f"checkpoint {token} -> preset {p.id} ({p.params['format']}, declares "
                      f"{p.bits or 'no'} bits, base model {p.params['base']})")

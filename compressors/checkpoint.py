@@ -1,6 +1,6 @@
 """A compressed checkpoint produced elsewhere, as a preset: ``--checkpoint PATH`` -> ``ckpt-<name>``.
 
-    preset = resolve("./base-gptq-w4", bases=[spec])   # registered for this run, paired with spec
+    preset = register(resolve("./base-gptq-w4", bases=[spec]))   # paired with spec, for this run
     model, effect = compress(dense, preset.id, family, tokenizer=tok)   # loads it from disk
 
 The checkpoint is compared with its base model, the one of the run's ``--models`` whose config
@@ -66,7 +66,7 @@ def _shape(config) -> dict:
 
 
 def resolve(token: str, bases: list, trust_remote_code: bool = False) -> Preset:
-    """A --checkpoint entry (PATH or NAME=PATH) -> its preset, registered for this run."""
+    """A --checkpoint entry (PATH or NAME=PATH) -> its preset (not registered: ``register``)."""
     from transformers import AutoConfig
 
     from benchmarks.ids import IdError, check_part, sanitise
@@ -94,12 +94,15 @@ def resolve(token: str, bases: list, trust_remote_code: bool = False) -> Preset:
     preset = Preset(pid, "checkpoint", bits=bits, default=True, backend=BACKENDS[fmt],
                     params={"path": str(folder), "fingerprint": fingerprint(str(folder)),
                             "format": fmt, "declared": qc, "base": matches[0].id})
-    if pid in PRESETS:
-        if PRESETS[pid].params != preset.params:
-            raise CheckpointError(f"--checkpoint {token}: preset id {pid!r} is taken; name it "
-                                  f"yourself: --checkpoint NAME={ref}")
-        return PRESETS[pid]
-    return register_preset(preset)
+    if pid in PRESETS and PRESETS[pid].params != preset.params:
+        raise CheckpointError(f"--checkpoint {token}: preset id {pid!r} is taken; name it "
+                              f"yourself: --checkpoint NAME={ref}")
+    return preset
+
+
+def register(preset: Preset) -> Preset:
+    """Register a resolved checkpoint preset for this run (once; the same again is a no-op)."""
+    return PRESETS[preset.id] if preset.id in PRESETS else register_preset(preset)
 
 
 def _check_tokenizer(folder: Path, base_tok, pid: str) -> str:

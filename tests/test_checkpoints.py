@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from benchmarks import user_models
-from benchmarks.models import load, register_model
+from benchmarks.models import load
 from benchmarks.record import read_records
 from benchmarks.testbed import corpus, training_sentences, write_corpus
-from compressors import compress
+from compressors import PRESETS, compress
 from compressors.checkpoint import CheckpointError, resolve
 from probes.lama import score_subset
 from tests.helpers import REPO
@@ -98,7 +98,7 @@ def made(tmp_path_factory):
     _save_ct(base, root / "ct-int8", 8, "channel", None)
     _save_ct(base, root / "ct-w4g64", 4, "group", 64)
     _save_gptq(base, root / "gptq-w4", tok)
-    spec = register_model(user_models.resolve(str(base)))
+    spec = user_models.resolve(str(base))   # not registered: other tests iterate the registries
     return root, spec, load(spec)
 
 
@@ -107,10 +107,15 @@ def _p1(model, tok):
                         "trex").metrics["p_at_1"]["value"]
 
 
+def _registered(monkeypatch, preset):
+    monkeypatch.setitem(PRESETS, preset.id, preset)   # for this test only
+    return preset
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_each_format_is_measured_from_its_weights(made, fmt):
+def test_each_format_is_measured_from_its_weights(made, fmt, monkeypatch):
     root, spec, (dense, tok, info) = made
-    preset = resolve(str(root / fmt), [spec])
+    preset = _registered(monkeypatch, resolve(str(root / fmt), [spec]))
     assert preset.id == f"ckpt-{fmt}" and preset.params["base"] == spec.id
     assert preset.bits == (8 if "8" in fmt else 4)               # as the config declares
     model, effect = compress(dense, preset.id, "causal", tokenizer=tok, model_info=info)
@@ -125,6 +130,15 @@ def test_each_format_is_measured_from_its_weights(made, fmt):
     base_p1, ckpt_p1 = _p1(dense, tok), _p1(model, tok)
     assert base_p1 >= 0.95                                       # the testbed knows its facts
     assert ckpt_p1 / base_p1 >= (0.95 if "8" in fmt else 0.6), (fmt, ckpt_p1, base_p1)
+
+
+def test_a_checkpoint_that_is_its_base_is_refused(made, monkeypatch):
+    from compressors import CompressionError
+    root, spec, (dense, tok, info) = made
+    preset = _registered(monkeypatch, resolve(f"same={root / 'base'}", [spec]))
+    assert preset.params["format"] == "dense" and preset.bits is None
+    with pytest.raises(CompressionError, match="left the model unchanged"):
+        compress(dense, preset.id, "causal", tokenizer=tok, model_info=info)
 
 
 def test_a_checkpoint_of_another_model_is_refused(made, tmp_path):
