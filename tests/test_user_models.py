@@ -38,8 +38,9 @@ def test_sanitise_is_deterministic_and_safe():
 def test_folder_family_and_arch_come_from_its_config(tmp_path, family, arch):
     spec = user_models.resolve(str(_save(family, tmp_path / f"My_{family.title()}")))
     assert (spec.id, spec.family, spec.arch, spec.source) == (f"my-{family}", family, arch, "local")
-    named = user_models.resolve(f"mine={tmp_path / f'My_{family.title()}'}")
+    named = user_models.resolve(f"mine={tmp_path / f'My_{family.title()}'}", trust_remote_code=True)
     assert named.id == "mine" and named.ref == spec.ref
+    assert named.trust_remote_code and not spec.trust_remote_code   # only with the explicit flag
 
 
 def test_a_model_without_a_head_class_is_refused_naming_the_fix(tmp_path):
