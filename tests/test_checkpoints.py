@@ -129,7 +129,8 @@ def test_each_format_is_measured_from_its_weights(made, fmt, monkeypatch):
     assert effect["weight_bytes"] < effect["weight_bytes_before"]
     base_p1, ckpt_p1 = _p1(dense, tok), _p1(model, tok)
     assert base_p1 >= 0.95                                       # the testbed knows its facts
-    assert ckpt_p1 / base_p1 >= (0.95 if "8" in fmt else 0.6), (fmt, ckpt_p1, base_p1)
+    # measured 1.000 for every format here (the testbed memorised 240 facts; 4-bit keeps them)
+    assert ckpt_p1 / base_p1 >= (0.95 if "8" in fmt else 0.9), (fmt, ckpt_p1, base_p1)
 
 
 def test_a_checkpoint_that_is_its_base_is_refused(made, monkeypatch):
@@ -166,7 +167,7 @@ def test_checkpoints_run_as_presets_through_pytest(made, tmp_path):
         rec = recs[cid]
         assert rec["preset"]["effect"]["format"] == fmt
         assert rec["gate"]["baseline_case"] == "base__none__trex" and rec["gate"]["floor"] == 0.5
-        assert rec["gate"]["verdict"] == "pass" and rec["gate"]["retention"] >= 0.6
+        assert rec["gate"]["verdict"] == "pass" and rec["gate"]["retention"] >= 0.9
         assert rec["memory"]["weight_bytes"] == rec["preset"]["effect"]["weight_bytes"]
     assert recs["base__ckpt-ao__trex"]["preset"]["effect"]["bits_per_weight"] == pytest.approx(
         _expected_bits("torchao-int8", _layers(dense)), abs=0.01)
