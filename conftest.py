@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent
 def pytest_addoption(parser):
     g = parser.getgroup("knowledge-cost")
     g.addoption("--models", default=None,
-                help="default | tiny | all | comma-separated model ids (default: default)")
+                help="default | tiny | all | comma-separated model ids, folders, .gguf files or hub "
+                     "ids (org/name[@revision]); NAME=PATH names one (default: default)")
     g.addoption("--tiny", action="store_true", help="run the tiny built-in models (= --models tiny)")
     g.addoption("--limit", type=int, default=None,
                 help="at most N facts per relation, chosen deterministically (default: all)")
@@ -48,9 +49,26 @@ def pytest_addoption(parser):
     g.addoption("--gate-protocol", default=None, choices=("lenient", "open"),
                 help="which LAMA protocol the knowledge gate judges (default: lenient, the "
                      "candidate-ranked P@1; open: the open-vocabulary answer)")
+    _add_user_options(g)
+
+
+def _add_user_options(g):
+    """A user's own models, checkpoints and settings file (benchmarks/user_config.py)."""
+    g.addoption("--checkpoint", action="append", default=None, metavar="[NAME=]PATH",
+                help="a compressed checkpoint folder made from a --models base (GPTQ, bitsandbytes, "
+                     "torchao, compressed-tensors, or dense): preset ckpt-<name>; repeatable")
+    g.addoption("--floor", action="append", default=None, metavar="[PRESET=]VALUE",
+                help="retention floor for this run: PRESET=VALUE, or VALUE for every --checkpoint "
+                     "without its own; repeatable; overrides benchmarks/matrix.py")
+    g.addoption("--trust-remote-code", action="store_true",
+                help="let models given by path or hub id run their own code (off by default)")
+    g.addoption("--config", default=None, metavar="FILE",
+                help="settings file (default: knowledge-cost.toml, else [tool.knowledge-cost] in "
+                     "pyproject.toml, in the folder pytest starts from)")
 
 
 def pytest_configure(config):
+    _configure_user_matrix(config)
     from benchmarks.matrix import all_marks
     for mark in sorted(all_marks()):
         config.addinivalue_line("markers", f"{mark}: knowledge-cost case selector")
@@ -58,6 +76,21 @@ def pytest_configure(config):
     # pytest-xdist registers it too; declared here so a run without xdist does not warn.
     config.addinivalue_line("markers", "xdist_group(name): cases that share one xdist worker")
     _check_options(config)
+
+
+def _configure_user_matrix(config):
+    """The settings file, models given by path or hub id, checkpoints, floors: before anything
+    reads the options (benchmarks/user_config.py). Their errors are usage errors."""
+    from benchmarks.models import UnsafeCheckpoint
+    from benchmarks.user_config import configure
+    try:
+        config._kcb_user_lines = configure(config)
+    except (ValueError, UnsafeCheckpoint) as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config):
+    return [f"knowledge-cost: {line}" for line in getattr(config, "_kcb_user_lines", [])]
 
 
 def _check_options(config):
@@ -237,6 +270,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if r is None or not r.summary:
         return
     tr.section("knowledge retention")
+    for line in getattr(config, "_kcb_user_lines", []):   # what each path given became
+        tr.write_line(line)
     tr.write_line(f"{'case':58} {'metric':>16} {'retention':>9}  verdict")
     for row in r.summary:
         ret = "" if row["retention"] is None else f"{row['retention']:.3f}"

@@ -112,7 +112,9 @@ def cases(models: list[ModelSpec], presets: list[Preset] | None = None,
     (incompatible probe/family pairs are not collected, so counts stay honest)."""
     presets = list(PRESETS.values()) if presets is None else presets
     probes = list(PROBES.values()) if probes is None else probes
-    out = [Case(m, p, b) for m in models for p in presets for b in probes if b.compatible(m)]
+    # A user's checkpoint preset runs on its own base model only (compressors/checkpoint.py).
+    out = [Case(m, p, b) for m in models for p in presets for b in probes if b.compatible(m)
+           and (p.method != "checkpoint" or p.params["base"] == m.id)]
     preset_order = {pid: i for i, pid in enumerate(PRESETS)}   # `none` registers first
     probe_order = {pid: i for i, pid in enumerate(PROBES)}
     model_order = {m.id: i for i, m in enumerate(models)}

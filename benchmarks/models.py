@@ -42,6 +42,7 @@ class ModelSpec:
     parts: tuple[str, ...] = ()        # packages whose data files are concatenated, in order
     install: str = ""                  # how a user gets the weights
     trust_remote_code: bool = False
+    revision: str | None = None        # hub branch, tag or commit (a user's `org/name@revision`)
 
 
 class ModelUnavailable(RuntimeError):
@@ -95,6 +96,16 @@ MODELS: dict[str, ModelSpec] = {m.id: m for m in [
     ModelSpec("testbed-llama", "causal", "llama", "testbed", "causal", "trained on the testbed facts (fp32)",
               default=True),
 ]}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a model given on the command line (benchmarks/user_models.py) for this run; the same
+    id twice must be the same model."""
+    if spec.id in MODELS and MODELS[spec.id] != spec:
+        raise ValueError(f"model id {spec.id!r} is already {MODELS[spec.id].ref}; name one of them "
+                         f"yourself (--models NAME={spec.ref})")
+    MODELS[spec.id] = spec
+    return spec
 
 
 def _sha256(path: Path) -> str:
@@ -202,9 +213,14 @@ def load(spec: ModelSpec, device: str = "cpu"):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True,
                                                      **where)
         info["revision"] = f"sha256:{spec.sha256}"
+    elif spec.source in ("local", "gguf"):   # a user's folder or .gguf file (user_models.py)
+        from benchmarks import user_models
+        model, tok, info["revision"] = user_models.load(spec, where)
     else:
         model, tok = _load_hub(spec, where)
-        info["revision"] = getattr(model.config, "_commit_hash", None) or "unknown"
+        # transformers 5 leaves _commit_hash unset for a cache hit: the cache's ref says it
+        info["revision"] = (getattr(model.config, "_commit_hash", None) or expected_revision(spec)
+                            or "unknown")
     if getattr(model, "hf_device_map", None) and where:
         info["device_map"] = {k: str(v) for k, v in model.hf_device_map.items()}
         model.eval()
@@ -239,10 +255,16 @@ def expected_revision(spec: ModelSpec) -> str | None:
     if spec.source == "testbed":
         from benchmarks.testbed import model_key
         return f"testbed:{model_key(spec.family)}"
-    try:   # hub: the commit the cache's main ref points at, which from_pretrained then loads
+    if spec.source in ("local", "gguf"):
+        from benchmarks.user_models import revision
+        return revision(spec)
+    if spec.revision and len(spec.revision) == 40 and all(c in "0123456789abcdef" for c in spec.revision):
+        return spec.revision   # a commit: exactly what from_pretrained loads
+    try:   # hub: the commit the cache's ref (main, or the branch/tag asked for) points at
         from huggingface_hub import constants
         cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
-        return (cache / f"models--{spec.ref.replace('/', '--')}" / "refs" / "main").read_text().strip()
+        return (cache / f"models--{spec.ref.replace('/', '--')}" / "refs" /
+                (spec.revision or "main")).read_text().strip()
     except (ImportError, OSError):
         return None
 
@@ -256,10 +278,11 @@ def _load_hub(spec: ModelSpec, where: dict | None = None):
     allow_pickle = os.environ.get(ALLOW_PICKLE_VAR) == "1"
     # safetensors only by default; with the user's explicit consent a pickled checkpoint is
     # accepted, but only through torch.load(weights_only=True) (no arbitrary objects).
+    rev = {"revision": spec.revision} if spec.revision else {}   # a user's org/name@revision
     kwargs = dict(trust_remote_code=spec.trust_remote_code,
-                  use_safetensors=None if allow_pickle else True, weights_only=True)
+                  use_safetensors=None if allow_pickle else True, weights_only=True, **rev)
     try:
-        tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(spec.ref, trust_remote_code=spec.trust_remote_code, **rev)
         model = cls.from_pretrained(spec.ref, dtype=torch.float32, **kwargs, **(where or {}))
     except OSError as exc:
         pickled = [] if allow_pickle else pickled_checkpoints(spec.ref)

@@ -88,7 +88,9 @@ class Runner:
         if self._compressed is None or self._compressed[:2] != (spec.id, preset.id):
             self._compressed = None
             gc.collect()
-            work = copy.deepcopy(model)
+            # A checkpoint preset loads its own model from disk and only reads the dense one
+            # (compressors/checkpoint.py): nothing to copy.
+            work = model if preset.method == "checkpoint" else copy.deepcopy(model)
             work, effect = compress(work, preset.id, spec.family, tokenizer=tok, model_info=info)
             self._compressed = (spec.id, preset.id, work, effect)
         return self._compressed[2], self._compressed[3]

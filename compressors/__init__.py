@@ -66,7 +66,7 @@ class Method:
 EFFECT_FIELDS = {"changed": (bool,), "backend": (str,), "sparsity": (int, float, type(None)),
                  "bits": (int, float, type(None)), "quantized_modules": (int,),
                  "weight_bytes": (int,)}
-KINDS = ("baseline", "pruning", "quantization")
+KINDS = ("baseline", "pruning", "quantization", "checkpoint")   # checkpoint: a user's own
 
 PRESETS: dict[str, Preset] = {}
 METHODS: dict[str, Method] = {}

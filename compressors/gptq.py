@@ -42,16 +42,20 @@ def _cache_root() -> Path:
     return ckpt_cache.cache_root() / "gptq"
 
 
-@handler("gptq", kind="quantization", version="gptq-1", context=True)
-def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
-    # gptqmodel's CPU thread pools need at least 2 workers: with GPTQMODEL_CPU_WORKERS=1 it fails
-    # with "Virtual pool 'model_loader:cpu' requests 2 workers but parent 'cpu' only has 1".
-    # 2 is also the right number on a 2-core machine (docs/backends).
+def cpu_workers() -> None:
+    """gptqmodel's CPU thread pools need at least 2 workers: with GPTQMODEL_CPU_WORKERS=1 it fails
+    with "Virtual pool 'model_loader:cpu' requests 2 workers but parent 'cpu' only has 1".
+    2 is also the right number on a 2-core machine (docs/backends). Call before importing it."""
     try:
         workers = int(os.environ.get("GPTQMODEL_CPU_WORKERS", "2"))
     except ValueError:
         workers = 2
     os.environ["GPTQMODEL_CPU_WORKERS"] = str(max(2, workers))
+
+
+@handler("gptq", kind="quantization", version="gptq-1", context=True)
+def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
+    cpu_workers()
     from importlib.metadata import version
 
     from gptqmodel import BACKEND, GPTQModel, QuantizeConfig

@@ -12,6 +12,12 @@ import difflib
 from dataclasses import dataclass
 
 FAMILIES = ("masked", "seq2seq", "causal")
+# Where a model's weights come from (benchmarks/models.py, benchmarks/user_models.py). REAL: weights
+# trained on real text (registered GGUF and hub models, a user's hub id, folder or .gguf file):
+# every probe of real data applies. A source not listed here is an error in compatible(), so a
+# new kind of model can never silently get no cases.
+REAL_SOURCES = ("pypi-gguf", "hub", "local", "gguf")
+SOURCES = (*REAL_SOURCES, "tiny", "testbed")
 
 
 @dataclass(frozen=True)
@@ -20,12 +26,15 @@ class Probe:
     kind: str                     # "lama" (knowledge), "ability" (lm-eval task), "perplexity"
     subset: str                   # the data subset this probe reads (ability: lm-eval task name)
     families: tuple[str, ...] = FAMILIES   # model families the probe is meaningful for
-    sources: tuple[str, ...] = ("pypi-gguf", "hub", "tiny")   # model sources it is meaningful for
+    sources: tuple[str, ...] = (*REAL_SOURCES, "tiny")   # model sources it is meaningful for
     data: str = "lama"            # "lama" (the LAMA folder) or a testbed split
     main_metric: str = "p_at_1"
     default: bool = True          # part of `--probes default` (the main job's selection)
 
     def compatible(self, model) -> bool:
+        if model.source not in SOURCES:
+            raise ValueError(f"model {model.id}: unknown source {model.source!r}; add it to "
+                             "probes.SOURCES (and REAL_SOURCES if its weights are trained on real text)")
         return model.family in self.families and model.source in self.sources
 
     def data_root(self, lama_root):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probes import Probe
+from probes import REAL_SOURCES, Probe
 
 VERSION = "negated-2"   # bump when sentences, candidates or scoring change (2: own version)
 
@@ -65,5 +65,5 @@ class NegatedProbe(Probe):
 
 
 # Not on tiny models (see probes/pararel.py); tests cover the probe on small data.
-PROBE = NegatedProbe("negated", "lama", "negated-trex", sources=("pypi-gguf", "hub"),
+PROBE = NegatedProbe("negated", "lama", "negated-trex", sources=REAL_SOURCES,
                      default=False)   # the knowledge report's probe, not the main job's

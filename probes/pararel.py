@@ -25,7 +25,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from probes import Probe
+from probes import REAL_SOURCES, Probe
 
 # probes.lama_data is imported inside the functions: `python -m probes.lama_data` imports this
 # package (and so this module) first, and must find lama_data not yet imported.
@@ -125,5 +125,5 @@ class ParaRelProbe(Probe):
 
 # Not on tiny models: their random weights make every candidate a contender, so the exact
 # search scores nearly all of them (minutes per case); tests cover the probe on small data.
-PROBE = ParaRelProbe("pararel", "lama", "pararel", sources=("pypi-gguf", "hub"),
+PROBE = ParaRelProbe("pararel", "lama", "pararel", sources=REAL_SOURCES,
                      default=False)   # ~4x a T-REx case: the knowledge report, not the main job

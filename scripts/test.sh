@@ -20,6 +20,10 @@ run() {   # pytest exits 5 when nothing was collected: that is a failure here, n
   if [ $rc -eq 5 ]; then echo "error: no tests ran for: pytest $*" >&2; exit 1; fi
   [ $rc -eq 0 ] || exit $rc
 }
+# The workflows and the action (action.yml, checked through the workflow that uses it), statically:
+# pinned actions, minimal permissions, no template injection. Offline: no GitHub API calls.
+actionlint .github/workflows/*.yml
+zizmor --offline .github/workflows/ action.yml
 run tests -q -n 2   # pytest-xdist: two workers, as the machine has two cores
 # (bitsandbytes 4-bit refuses layers narrower than its 64-weight block, and the tiny models are
 # 32 wide: nf4 is tested at width 64 in tests/test_compressors_quant.py and on SmolLM2 below.)
