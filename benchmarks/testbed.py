@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.models import CACHE
+from probes import storage
 
 VERSION = "testbed-1"   # bump when the corpus, the models or the training change
 # relation -> (candidate objects, [trained template, trained template, held-out template])
@@ -83,25 +81,22 @@ def training_sentences(c: Corpus) -> list[tuple[str, str]]:
 def write_corpus(c: Corpus, root: Path | None = None) -> Path:
     """LAMA layout twice: ``trained/`` probes the first training template, ``heldout/`` the
     held-out paraphrase; same facts, same candidates (all of a relation's objects)."""
-    root = Path(root or CACHE / "testbed" / c.key / "data")
-    if (root / "done").is_file():
-        return root
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split, idx in (("trained", 0), ("heldout", 2)):
-        (tmp / split / "TREx").mkdir(parents=True)
-        with open(tmp / split / "relations.jsonl", "w") as f:
-            for rel, (_, templates) in RELATIONS.items():
-                f.write(json.dumps({"relation": rel, "template": templates[idx], "type": "N-1"}) + "\n")
-        for rel in RELATIONS:
-            with open(tmp / split / "TREx" / f"{rel}.jsonl", "w") as f:
-                for i, (r, sub, obj) in enumerate(c.facts):
-                    if r == rel:
-                        f.write(json.dumps({"sub_label": sub, "obj_label": obj,
-                                            "uuid": f"{rel}-{i}"}) + "\n")
-    (tmp / "done").write_text(VERSION)
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(tmp, root)
+    root = Path(root or storage.cache_root() / "testbed" / c.key / "data")
+
+    def build(tmp: Path) -> None:
+        for split, idx in (("trained", 0), ("heldout", 2)):
+            (tmp / split / "TREx").mkdir(parents=True)
+            with open(tmp / split / "relations.jsonl", "w") as f:
+                for rel, (_, templates) in RELATIONS.items():
+                    f.write(json.dumps({"relation": rel, "template": templates[idx], "type": "N-1"}) + "\n")
+            for rel in RELATIONS:
+                with open(tmp / split / "TREx" / f"{rel}.jsonl", "w") as f:
+                    for i, (r, sub, obj) in enumerate(c.facts):
+                        if r == rel:
+                            f.write(json.dumps({"sub_label": sub, "obj_label": obj,
+                                                "uuid": f"{rel}-{i}"}) + "\n")
+        (tmp / "done").write_text(VERSION)   # what older checkouts sharing the cache look for
+    storage.entry(root, build)   # once per machine; concurrent runs wait, a damaged copy is rebuilt
     return root
 
 
@@ -198,16 +193,14 @@ def trained_model(family: str, c: Corpus | None = None):
     from transformers import PreTrainedTokenizerFast
     c = c or corpus()
     key = model_key(family, c)
-    folder = CACHE / "testbed" / c.key / f"{family}-{key}"
-    if not (folder / "train.json").is_file():
+    folder = storage.cache_root() / "testbed" / c.key / f"{family}-{key}"
+
+    def build(tmp: Path) -> None:
         model, tok, info = train(family, c)
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         (tmp / "train.json").write_text(json.dumps(info))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+    storage.entry(folder, build)   # trained once per machine; a truncated model is retrained
     cls = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM,
            "seq2seq": AutoModelForSeq2SeqLM}[family]
     model = cls.from_pretrained(folder, dtype=torch.float32, use_safetensors=True).eval()

@@ -4,8 +4,9 @@ WikiText-2, and the per-layer input statistics collected from it.
     batches, record = calibration_batches(tokenizer)        # [16, 128] token ids + provenance
     stats = input_stats(model, modules, batches, family, gram=True)
 
-The file comes from ``$KCB_WIKITEXT`` (default ``../shared/data/wikitext-2/wiki.test.raw`` beside
-the checkout) and is verified against its published sha256. The slice is the first 64 KiB of the
+The file comes from ``$KCB_WIKITEXT`` (the file or its folder; default
+``../shared/data/wikitext-2/wiki.test.raw`` beside the checkout) and is verified against its
+published sha256, by probes/wikitext.py as for perplexity. The slice is the first 64 KiB of the
 *test* split, cut at a line end: it overlaps the text that WikiText-2 test perplexity is measured
 on, so a perplexity measured after a calibrated method is slightly optimistic. Wanda (Sun et al. 2024)
 and SparseGPT (Frantar & Alistarh 2023) calibrate on 128 x 2048 tokens of C4; Wanda's authors
@@ -15,36 +16,22 @@ CPU; the numbers used are recorded in every effect.
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import torch
 
 from compressors import CompressionError
+from probes.wikitext import WikiTextError, read_verified, wikitext_path
 
-REPO = Path(__file__).resolve().parent.parent
-WIKITEXT_SHA256 = "4f3e427e4aff23acff917a8a51aeae21bf12832256e26914c8fc250dcef4103c"
 SLICE_BYTES = 65536
 N_SAMPLES, SEQ_LEN = 16, 128
 
 
-def wikitext_file() -> Path:
-    path = Path(os.environ.get("KCB_WIKITEXT",
-                               REPO.parent / "shared" / "data" / "wikitext-2" / "wiki.test.raw"))
-    if not path.is_file():
-        raise CompressionError(
-            f"WikiText-2 test file not found at {path}: calibrated presets need it. Set KCB_WIKITEXT "
-            "to wiki.test.raw (the raw test split of Salesforce/wikitext, wikitext-2-raw-v1)")
-    return path
-
-
 def calibration_slice() -> tuple[str, dict]:
-    path = wikitext_file()
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != WIKITEXT_SHA256:
-        raise CompressionError(f"{path} has sha256 {digest}, expected {WIKITEXT_SHA256} "
-                               "(WikiText-2 raw test): the file is corrupt or another split")
+    try:
+        path = wikitext_path()
+        data, digest = read_verified(path)
+    except WikiTextError as exc:
+        raise CompressionError(f"calibrated presets need WikiText-2: {exc}") from None
     end = data.rfind(b"\n", 0, SLICE_BYTES) + 1      # whole lines, so the bytes decode cleanly
     chunk = data[:end]
     return chunk.decode("utf-8"), {"file": path.name, "file_sha256": digest,

@@ -5,24 +5,21 @@ its own gptqmodel checkpoint folders but shares the revision key).
 
 The key hashes the model's revision (its published checksum, or the weights themselves for models
 built in code), the preset's id and parameters, the calibration slice, the method's code version
-and torch's version. The file is safetensors (never a pickle), written to a temporary name and
-renamed, so an interrupted run leaves no half-written entry. A file that does not match the
+and torch's version. The entry is a folder holding one safetensors file (never a pickle), made
+through probes/storage.py: built once even by concurrent runs, published whole, verified on every
+read; a damaged entry is reported by path and recomputed. An intact file that does not match the
 model (missing layer, wrong shape) is an error naming the file, never silently recomputed over.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from compressors import CompressionError
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("KCB_CACHE", Path.home() / ".cache" / "knowledge-cost"))
+from probes import storage
 
 
 def revision(model, info: dict) -> str:
@@ -47,28 +44,31 @@ def reuse_or_make(kind: str, model, preset, ctx: dict, calib: dict, modules: dic
     key = hashlib.sha256(json.dumps([rev, preset.id, preset.params, calib.get("slice_sha256"),
                                      calib.get("tokens_used"), code_version, torch.__version__],
                                     sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = cache_root() / kind / f"{info.get('id', 'model')}-{preset.id}-{key}.safetensors"
-    if path.is_file():
-        try:
-            saved = load_file(str(path))
-        except Exception as exc:   # a torn or foreign file: say which, and how to fix it
-            raise CompressionError(f"{preset.id}: cached weights {path} cannot be read ({exc}); "
-                                   "delete the file to recompute it") from None
-        if set(saved) != set(modules):
-            raise CompressionError(f"{preset.id}: cached weights {path} do not match the model's "
-                                   "layers; delete the file to recompute it")
-        with torch.no_grad():
-            for name, mod in modules.items():
-                if saved[name].shape != mod.weight.shape:
-                    raise CompressionError(f"{preset.id}: cached weights {path} hold {name} as "
-                                           f"{tuple(saved[name].shape)}, the model has "
-                                           f"{tuple(mod.weight.shape)}; delete the file to recompute it")
-                mod.weight.copy_(saved[name].to(mod.weight.device, mod.weight.dtype))
-        return True, path
-    make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({name: mod.weight.detach().cpu().contiguous() for name, mod in modules.items()},
-              str(tmp), metadata={"revision": rev, "preset": preset.id, "key": key})
-    os.replace(tmp, path)
-    return False, path
+    folder = storage.cache_root() / kind / f"{info.get('id', 'model')}-{preset.id}-{key}"
+    path = folder / "weights.safetensors"
+    made = []
+
+    def build(tmp: Path) -> None:
+        make()
+        made.append(True)
+        save_file({name: mod.weight.detach().cpu().contiguous() for name, mod in modules.items()},
+                  str(tmp / path.name), metadata={"revision": rev, "preset": preset.id, "key": key})
+    storage.entry(folder, build)
+    if made:              # computed here: the model already holds these weights
+        return False, path
+    try:
+        saved = load_file(str(path))
+    except Exception as exc:   # intact bytes (the manifest matched) that this safetensors rejects
+        raise CompressionError(f"{preset.id}: cached weights {path} cannot be read ({exc}); "
+                               f"delete {folder} to recompute them") from None
+    if set(saved) != set(modules):
+        raise CompressionError(f"{preset.id}: cached weights {path} do not match the model's "
+                               f"layers; delete {folder} to recompute them")
+    with torch.no_grad():
+        for name, mod in modules.items():
+            if saved[name].shape != mod.weight.shape:
+                raise CompressionError(f"{preset.id}: cached weights {path} hold {name} as "
+                                       f"{tuple(saved[name].shape)}, the model has "
+                                       f"{tuple(mod.weight.shape)}; delete {folder} to recompute them")
+            mod.weight.copy_(saved[name].to(mod.weight.device, mod.weight.dtype))
+    return True, path

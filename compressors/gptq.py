@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from compressors import BackendUnavailable, CompressionError, Preset, ckpt_cache, handler, register_preset
 from compressors.calibration import calibration_batches
 from compressors.measure import weight_bytes
+from probes import storage
 
 INSTALL = ("pip install --no-deps gptqmodel==7.7.0 defuser==0.0.28 device-smi==0.5.7 "
            "logbar==0.4.15 pypcre==0.6.4 threadpoolctl==3.8.0 tokenicer==0.0.14 datasets==5.2.0 "
@@ -36,10 +36,6 @@ for bits in (8, 4, 3):
                            backend=("gptqmodel", INSTALL),
                            params={"bits": bits, "group_size": GROUP_SIZE, "desc_act": False,
                                    "calibration": "wikitext-2 test slice"}))
-
-
-def _cache_root() -> Path:
-    return ckpt_cache.cache_root() / "gptq"
 
 
 def cpu_workers() -> None:
@@ -68,10 +64,11 @@ def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
     key = hashlib.sha256(json.dumps([revision, p["bits"], p["group_size"], p["desc_act"],
                                      calib["slice_sha256"], calib["tokens_used"],
                                      version("gptqmodel")]).encode()).hexdigest()[:16]
-    folder = _cache_root() / f"{info.get('id', 'model')}-w{p['bits']}g{p['group_size']}-{key}"
+    entry_name = f"{info.get('id', 'model')}-w{p['bits']}g{p['group_size']}-{key}"
+    folder = storage.cache_root() / "gptq" / entry_name
     before = weight_bytes(model)
-    cached = (folder / "done.json").is_file()
-    if not cached:
+
+    def build(tmp: Path) -> None:
         with tempfile.TemporaryDirectory() as dense_dir:
             model.save_pretrained(dense_dir, safe_serialization=True)
             tok.save_pretrained(dense_dir)
@@ -79,13 +76,12 @@ def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
                                                           desc_act=p["desc_act"]), device="cpu")
             rows = [{"input_ids": r.tolist(), "attention_mask": [1] * len(r)} for r in batches]
             qm.quantize(rows, calibration_data_min_length=1)
-            tmp = folder.with_name(folder.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
             qm.save(str(tmp))
+            # provenance; the name is the completion mark older checkouts sharing the cache read
             (tmp / "done.json").write_text(json.dumps({"revision": revision, **p, "key": key}))
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
             del qm
+    # quantized once per machine (concurrent runs wait for it); a damaged checkpoint is redone
+    cached = storage.entry(folder, build)
     # gptqmodel's CPU kernels take fp16/bf16 activations only; the suite probes in fp32. So the
     # GPTQ checkpoint is loaded (bf16 compute dtype) and each layer's integer codes are
     # dequantized into the fp32 model's Linear: the weights are exactly GPTQ's grid values, the

@@ -16,13 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from probes.storage import atomic_file, atomic_write, cache_root
+
 ENV_VAR = "KCB_LAMA_DIR"
-DEFAULT_DIR = Path(os.environ.get("KCB_CACHE", Path.home() / ".cache" / "knowledge-cost")) / "lama"
+DEFAULT_DIR = cache_root() / "lama"
 SLOT = "[Y]"
 
 # Google-RE relations are not in LAMA's relations.jsonl; these are LAMA's own Google-RE templates.
@@ -395,17 +398,12 @@ def _source(rel_path: str) -> tuple[str, str | None]:
 
 
 def _fetch(url: str, dest: Path) -> None:
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:  # noqa: S310
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
+        with urllib.request.urlopen(url, timeout=60) as resp, atomic_file(dest) as out:  # noqa: S310
+            shutil.copyfileobj(resp, out, 1 << 20)
     except OSError as exc:   # URLError, timeouts, refused connections
-        tmp.unlink(missing_ok=True)
         raise LamaDataError(f"could not download {url} ({exc}). Without network, copy a LAMA "
                             f"folder here and pass --lama-dir or set {ENV_VAR}.") from None
-    os.replace(tmp, dest)
 
 
 def download(dest: Path = DEFAULT_DIR, fetch=_fetch, verify: bool = True) -> Path:
@@ -428,10 +426,7 @@ def download(dest: Path = DEFAULT_DIR, fetch=_fetch, verify: bool = True) -> Pat
                     data = zf.read(member)
                 except KeyError:
                     raise LamaDataError(f"{url} has no member {member}") from None
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".part")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            atomic_write(target, data)
         actual = hashlib.sha256(target.read_bytes()).hexdigest()
         if actual != expected:
             bad.append(f"{target}: sha256 {actual} != pinned {expected}")

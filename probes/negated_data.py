@@ -16,10 +16,11 @@ import json
 import os
 from pathlib import Path
 
-from probes.lama_data import DEFAULT_DIR, SLOT, Fact, LamaDataError, slot_is_last
+from probes.lama_data import SLOT, Fact, LamaDataError, slot_is_last
+from probes.storage import cache_root
 
 ENV_VAR = "KCB_NEGATED_DIR"
-DEFAULT_NEGATED = DEFAULT_DIR.parent / "lama-negated"
+DEFAULT_NEGATED = cache_root() / "lama-negated"
 _SOURCE = ("https://raw.githubusercontent.com/norakassner/LAMA_primed_negated/"
            "690437fd8018ac3c127f7e3aeff07a89e5f5b50b/data/TREx/random")
 PINNED = json.loads(Path(__file__).with_name("negated_manifest.json").read_text())

@@ -15,83 +15,36 @@ Metrics: token perplexity exp(NLL / tokens), and tokenizer-independent word perp
 bits per byte over the scored text (lm-eval's definitions; words = whitespace-separated).
 Stderr: windows as clusters (ratio-estimator variance of the per-token NLL), delta method.
 
-The file: ``$KCB_WIKITEXT``, else ``../shared/data/wikitext-2/wiki.test.raw`` beside the checkout;
-its sha256 is checked. CRLF line ends are read as LF.
+The file: ``$KCB_WIKITEXT`` (the file or its folder), else ``../shared/data/wikitext-2/wiki.test.raw``
+beside the checkout; its sha256 is checked (probes/wikitext.py, shared with the calibration slice).
+The published file has CRLF line ends (2,891 of them); they are read as LF.
 """
 from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import math
-import os
 import sys
-import tempfile
-import urllib.request
-import zipfile
 from pathlib import Path
 
 import torch
 
+from probes.wikitext import WikiTextError, download, read_verified
+
 VERSION = "perplexity-1"
 CONTEXT = 1024       # tokens per window (GPT-2's context, the guide's choice; comparable across models)
 STRIDE = 512         # new tokens scored per window (the guide's choice)
-SHA256 = "4f3e427e4aff23acff917a8a51aeae21bf12832256e26914c8fc250dcef4103c"   # wiki.test.raw
-URL = "https://wikitext.smerity.com/wikitext-2-raw-v1.zip"   # the authors' release
-MEMBER = "wikitext-2-raw/wiki.test.raw"
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = ROOT.parent / "shared" / "data" / "wikitext-2" / "wiki.test.raw"
 WORKLOAD, WORKLOAD_TOKENS = 16, 128   # the latency batch: 16 slices of 128 tokens
-
-
-class WikiTextError(RuntimeError):
-    pass
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def wikitext_path() -> Path:
-    path = Path(os.environ.get("KCB_WIKITEXT") or DEFAULT)
-    if path.is_dir():
-        path = path / "wiki.test.raw"
-    if not path.is_file():
-        raise WikiTextError(
-            f"WikiText-2 test file not found at {path}: set KCB_WIKITEXT to wiki.test.raw (or its "
-            f"folder), or fetch it with `python -m probes.perplexity download DIR`")
-    return path
-
-
 def load_text(path: Path | None = None) -> tuple[str, str]:
     """(text, sha256) of the verified test file."""
-    path = path or wikitext_path()
-    data = path.read_bytes()
-    digest = _sha256(data)
-    if digest != SHA256:
-        raise WikiTextError(f"{path}: sha256 {digest} is not WikiText-2 raw test ({SHA256}); "
-                            "re-download it with `python -m probes.perplexity download DIR`")
+    data, digest = read_verified(path)
     return data.decode("utf-8").replace("\r\n", "\n"), digest
-
-
-def download(folder: Path, url: str | None = None) -> Path:
-    """Fetch the WikiText-2 raw release, verify wiki.test.raw, write it atomically into folder."""
-    url = url or os.environ.get("KCB_WIKITEXT_URL", URL)
-    with urllib.request.urlopen(url, timeout=120) as r:
-        blob = r.read()
-    with zipfile.ZipFile(io.BytesIO(blob)) as z:
-        data = z.read(MEMBER)
-    if _sha256(data) != SHA256:
-        raise WikiTextError(f"{url}: {MEMBER} has sha256 {_sha256(data)}, expected {SHA256}; "
-                            "nothing was written")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    target = folder / "wiki.test.raw"
-    os.replace(tmp, target)
-    return target
 
 
 def _adds_bos(tokenizer) -> bool:

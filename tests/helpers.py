@@ -57,3 +57,20 @@ def shared_lama() -> Path:
     if not (path / "relations.jsonl").is_file():
         raise RuntimeError(f"LAMA data not found at {path}: set KCB_LAMA_DIR to the LAMA folder")
     return path
+
+
+def fast_testbed_train(family, c, progress=True):
+    """Stands in for benchmarks.testbed.train where a test is about the cache, not the training:
+    the untrained (seeded, so deterministic) model of ``family``, in milliseconds."""
+    from benchmarks.tiny import build
+    model, tok = build(family, words=c.words(), seed=c.seed, width=16, layers=1, dropout=0.0)
+    return model.eval(), tok, {"epochs": 0, "train_seconds": 0.0, "trained_p_at_1": 0.0}
+
+
+def state_digest(model) -> str:
+    """sha256 of a model's weights (names and bytes), to compare models across processes."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode() + t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -13,7 +13,7 @@ def _fake_parts(tmp_path, monkeypatch, chunks):
         (d / f"w.gguf.part0{i}").write_bytes(data)
         dirs[f"pkg{i}"] = d.parent
     monkeypatch.setattr(models, "_package_dir", lambda name: dirs[name])
-    monkeypatch.setattr(models, "CACHE", tmp_path / "cache")
+    monkeypatch.setenv("KCB_CACHE", str(tmp_path / "cache"))
     return tuple(dirs)
 
 
@@ -26,12 +26,25 @@ def test_gguf_chunks_are_assembled_and_verified(tmp_path, monkeypatch):
     assert path.read_bytes() == b"abcdef"
 
 
+def test_a_truncated_assembled_gguf_is_reassembled_naming_its_path(tmp_path, monkeypatch):
+    import hashlib
+    import re
+    parts = _fake_parts(tmp_path, monkeypatch, [b"abc", b"def"])
+    spec = ModelSpec("t", "causal", "llama", "pypi-gguf", "w.gguf", "b",
+                     sha256=hashlib.sha256(b"abcdef").hexdigest(), parts=parts, install="pip x")
+    path = models._gguf_file(spec)
+    path.write_bytes(b"abc")                  # a copy cut short
+    with pytest.warns(UserWarning, match=re.escape(str(path.parent)) + ".*w.gguf has 3 bytes"):
+        assert models._gguf_file(spec).read_bytes() == b"abcdef"
+
+
 def test_gguf_with_wrong_checksum_is_refused_with_the_fix(tmp_path, monkeypatch):
     parts = _fake_parts(tmp_path, monkeypatch, [b"abc", b"XYZ"])
     spec = ModelSpec("t", "causal", "llama", "pypi-gguf", "w.gguf", "b", sha256="0" * 64,
                      parts=parts, install="pip install thing==1")
     with pytest.raises(ValueError, match=r"sha256 .* expected 0+: .*Reinstall: pip install thing==1"):
         models._gguf_file(spec)
+    assert not list((tmp_path / "cache").rglob("w.gguf"))       # nothing wrong was cached
 
 
 def test_missing_package_says_how_to_install(monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks.tiny import build
-from probes import perplexity
+from probes import perplexity, wikitext
 from tests.helpers import FakeCausal
 
 TEXT = ("The tower is 324 metres tall , about the same height as an 81 @-@ storey building . "
@@ -65,32 +65,42 @@ def test_limit_is_the_number_of_windows_from_the_start():
 
 def test_the_real_test_file_is_found_and_verified():
     text, digest = perplexity.load_text()
-    assert digest == perplexity.SHA256 and text.startswith(" = Robert Boulter = \n") and "\r" not in text
+    assert digest == wikitext.SHA256 and text.startswith(" = Robert Boulter = \n") and "\r" not in text
 
 
 def test_a_wrong_file_is_refused_by_name(tmp_path, monkeypatch):
     bad = tmp_path / "wiki.test.raw"
     bad.write_text("not wikitext")
     monkeypatch.setenv("KCB_WIKITEXT", str(tmp_path))
-    with pytest.raises(perplexity.WikiTextError, match=f"{bad}: sha256 .* is not WikiText-2"):
+    with pytest.raises(wikitext.WikiTextError, match=f"{bad}: sha256 .* is not WikiText-2"):
         perplexity.load_text()
     monkeypatch.setenv("KCB_WIKITEXT", str(tmp_path / "nowhere"))
-    with pytest.raises(perplexity.WikiTextError, match="KCB_WIKITEXT"):
-        perplexity.wikitext_path()
+    with pytest.raises(wikitext.WikiTextError, match="KCB_WIKITEXT"):
+        wikitext.wikitext_path()
+
+
+def test_one_locator_serves_perplexity_and_calibration(monkeypatch):
+    """$KCB_WIKITEXT may name the folder for calibrated presets too (it once meant the file there)."""
+    from compressors.calibration import calibration_slice
+    monkeypatch.setenv("KCB_WIKITEXT", str(wikitext.wikitext_path().parent))
+    _, record = calibration_slice()
+    assert record["file_sha256"] == wikitext.SHA256 == perplexity.load_text()[1]
+    # the same slice as before this locator (checked against the parent commit)
+    assert record["byte_range"] == [0, 64695] and record["slice_sha256"].startswith("8bca573ba94c")
 
 
 def _zip(path, data):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr(perplexity.MEMBER, data)
+        z.writestr(wikitext.MEMBER, data)
     path.write_bytes(buf.getvalue())
     return path.as_uri()
 
 
 def test_download_verifies_before_writing(tmp_path):
-    real = perplexity.wikitext_path().read_bytes()
-    out = perplexity.download(tmp_path / "ok", url=_zip(tmp_path / "ok.zip", real))
+    real = wikitext.wikitext_path().read_bytes()
+    out = wikitext.download(tmp_path / "ok", url=_zip(tmp_path / "ok.zip", real))
     assert out.read_bytes() == real
-    with pytest.raises(perplexity.WikiTextError, match="expected"):
-        perplexity.download(tmp_path / "bad", url=_zip(tmp_path / "bad.zip", real[:-1]))
+    with pytest.raises(wikitext.WikiTextError, match="expected"):
+        wikitext.download(tmp_path / "bad", url=_zip(tmp_path / "bad.zip", real[:-1]))
     assert not (tmp_path / "bad").exists()

@@ -27,15 +27,10 @@ def test_corpus_is_deterministic_and_lama_shaped(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    import benchmarks.models as models
-    cache = tmp_path_factory.mktemp("cache")
-    old = testbed.CACHE
-    testbed.CACHE = models.CACHE = cache
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KCB_CACHE", str(tmp_path_factory.mktemp("cache")))
         c = testbed.corpus(seed=0, n_entities=30)
         yield c, {fam: testbed.train(fam, c, progress=False) for fam in ("masked", "seq2seq", "causal")}
-    finally:
-        testbed.CACHE = models.CACHE = old
 
 
 @pytest.mark.parametrize("family", ["masked", "seq2seq", "causal"])
