@@ -18,17 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from probes.storage import atomic_write   # standard library only, like this module
 
 SCHEMA = "knowledge-cost/record"
 SCHEMA_VERSION = 2   # 2: scorer fields (`scoring`), per-kind scorer versions, error files
 PART = r"[a-z0-9][a-z0-9.-]*"
 CASE_ID = re.compile(rf"^{PART}__{PART}__{PART}$")
-TMP_PREFIX = ".tmp-"   # temp files of atomic writes; readers skip every hidden file
 ERROR_SUFFIX = ".error.json"
 KINDS = ("lama", "ability", "perplexity")
 VERDICTS = ("baseline", "pass", "fail", "recorded", "too-few-facts", "degenerate-baseline",
@@ -258,26 +257,6 @@ def validate(record: dict, source: str = "<record>") -> dict:
 
 
 # -- files -------------------------------------------------------------------------------------
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> Path:
-    """Write ``text`` to ``path`` atomically: a unique hidden temp file in the same folder
-    (pid + random: two writers never share one, and a killed writer's leftover is never read as
-    a record), fsync, chmod, rename. The temp file is removed if anything fails."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.stem}.{os.getpid()}.",
-                               suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def record_path(results_dir: Path, record: dict) -> Path:
     name = check_case_id(record["case_id"])
     return Path(results_dir) / (name + (ERROR_SUFFIX if record.get("status") == "error" else ".json"))
@@ -290,8 +269,8 @@ def write_record(results_dir: Path, record: dict) -> Path:
     results_dir = Path(results_dir)
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        path = atomic_write_text(record_path(results_dir, record),
-                                 json.dumps(record, indent=1, sort_keys=True, allow_nan=False))
+        path = atomic_write(record_path(results_dir, record),
+                            json.dumps(record, indent=1, sort_keys=True, allow_nan=False))
     except PermissionError as exc:
         raise RecordError(f"{results_dir}: cannot write records there ({exc.strerror}); choose "
                           "a writable folder with --results-dir") from None

@@ -22,7 +22,8 @@ import os
 from pathlib import Path
 
 from benchmarks.derive import Paired
-from benchmarks.record import atomic_write_text, check_case_id
+from benchmarks.record import check_case_id
+from probes.storage import atomic_write
 from benchmarks.stats import is_correct
 
 SCHEMA = "knowledge-cost/baseline"
@@ -62,11 +63,11 @@ def make_baseline(record: dict, metric: str = "p_at_1") -> dict:
 
 
 def write_baseline(record: dict, folder: Path | None = None, metric: str = "p_at_1") -> Path:
-    """Write ``<case id>.json`` atomically (benchmarks/record.py: atomic_write_text)."""
+    """Write ``<case id>.json`` atomically (probes/storage.py)."""
     path = baseline_path(record["case_id"], folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(make_baseline(record, metric), indent=0, sort_keys=True, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    return atomic_write(path, text + "\n")
 
 
 def read_baseline(path: Path) -> dict:
