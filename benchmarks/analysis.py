@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-from itertools import combinations
 from pathlib import Path
 
 from benchmarks import derive
 from benchmarks.derive import CI_LEVEL, Paired
-from benchmarks.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, is_correct
+from benchmarks.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from probes.pararel import consistency  # noqa: F401 (part of this module's API)
 # Google-RE relations are not in LAMA's relations.jsonl; LAMA's paper types them all N-1.
 GOOGLE_RE_TYPES = {"place_of_birth": "N-1", "date_of_birth": "N-1", "place_of_death": "N-1"}
 
@@ -88,35 +88,6 @@ def _grouped(keys: dict[str, str], base: dict[str, bool], comp: dict[str, bool])
     for uid in sorted(base.keys() & comp.keys()):
         groups.setdefault(keys[uid], []).append((base[uid], comp[uid]))
     return {g: _tally(rows) for g, rows in sorted(groups.items())}
-
-
-def consistency(record: dict) -> dict | None:
-    """ParaRel consistency of one record: for each fact predicted under several patterns, the
-    share of pattern pairs whose predictions agree; mean over facts (micro) and over relations
-    (macro), plus the share of facts right under every pattern. None for records without
-    per-pattern examples (``fact`` and ``pattern`` fields)."""
-    facts: dict[str, list[dict]] = {}
-    for e in record.get("examples", []):
-        if "fact" in e and "pattern" in e:
-            facts.setdefault(e["fact"], []).append(e)
-    per_fact, by_rel, all_right = [], {}, 0
-    for fact, es in sorted(facts.items()):
-        if len(es) < 2:
-            continue
-        pairs = list(combinations(es, 2))
-        agree = sum(a["prediction"] == b["prediction"] for a, b in pairs) / len(pairs)
-        per_fact.append(agree)
-        by_rel.setdefault(es[0]["group"], []).append(agree)
-        all_right += all(is_correct(e) for e in es)
-    if not per_fact:
-        return None
-    n = len(per_fact)
-    mean = sum(per_fact) / n
-    var = sum((v - mean) ** 2 for v in per_fact) / (n - 1) if n > 1 else 0.0
-    return {"value": mean, "stderr": (var / n) ** 0.5, "n_facts": n,
-            "macro": sum(sum(v) / len(v) for v in by_rel.values()) / len(by_rel),
-            "all_patterns_correct": all_right / n,
-            "by_relation": {r: sum(v) / len(v) for r, v in sorted(by_rel.items())}}
 
 
 def negation(record: dict) -> dict | None:

@@ -158,21 +158,36 @@ def _converted_dir(spec: ModelSpec) -> Path:
 
 
 def _convert(spec: ModelSpec, tmp: Path) -> None:
+    gguf_to_safetensors(_gguf_file(spec), tmp)
+    # provenance; the name is the completion mark older checkouts sharing this cache look for
+    (tmp / "done.json").write_text(json.dumps({"gguf_sha256": spec.sha256, "source": spec.ref}))
+
+
+def gguf_to_safetensors(gguf: Path, out: Path, family: str = "causal") -> None:
+    """Load a .gguf (weights dequantized to fp32) and save it as a plain safetensors folder with
+    its tokenizer: transformers refuses to save a model marked as GGUF-quantized, so the model is
+    rebuilt from its config without the quantization mark, with the same weights."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    gguf = _gguf_file(spec)
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    cls = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # transformers refuses to save a model marked as GGUF-quantized: rebuild it as a plain model.
+    loaded = cls.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain = cls.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
-    plain.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    # provenance; the name is the completion mark older checkouts sharing this cache look for
-    (tmp / "done.json").write_text(json.dumps({"gguf_sha256": spec.sha256, "source": spec.ref}))
+    plain.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+# Model sources another module adds (benchmarks/user_models.py: a folder, a .gguf file):
+# source -> (load(spec, where) -> (model, tokenizer, revision), revision(spec) -> str | None).
+SOURCE_LOADERS: dict = {}
+
+
+def register_source(source: str, load_fn, revision_fn) -> None:
+    SOURCE_LOADERS[source] = (load_fn, revision_fn)
 
 
 def placement(device: str) -> dict:
@@ -208,9 +223,8 @@ def load(spec: ModelSpec, device: str = "cpu"):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True,
                                                      **where)
         info["revision"] = f"sha256:{spec.sha256}"
-    elif spec.source in ("local", "gguf"):   # a user's folder or .gguf file (user_models.py)
-        from benchmarks import user_models
-        model, tok, info["revision"] = user_models.load(spec, where)
+    elif spec.source in SOURCE_LOADERS:      # e.g. a user's folder or .gguf file (user_models.py)
+        model, tok, info["revision"] = SOURCE_LOADERS[spec.source][0](spec, where)
     else:
         model, tok = _load_hub(spec, where)
         # transformers 5 leaves _commit_hash unset for a cache hit: the cache's ref says it
@@ -250,9 +264,8 @@ def expected_revision(spec: ModelSpec) -> str | None:
     if spec.source == "testbed":
         from benchmarks.testbed import model_key
         return f"testbed:{model_key(spec.family)}"
-    if spec.source in ("local", "gguf"):
-        from benchmarks.user_models import revision
-        return revision(spec)
+    if spec.source in SOURCE_LOADERS:
+        return SOURCE_LOADERS[spec.source][1](spec)
     if spec.revision and len(spec.revision) == 40 and all(c in "0123456789abcdef" for c in spec.revision):
         return spec.revision   # a commit: exactly what from_pretrained loads
     try:   # hub: the commit the cache's ref (main, or the branch/tag asked for) points at

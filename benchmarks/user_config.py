@@ -139,7 +139,7 @@ def configure(config) -> list[str]:
     """Apply the file, register the models and checkpoints given by path, set the floors."""
     from benchmarks import user_models
     from benchmarks.models import MODELS, register_model
-    from compressors import checkpoint
+    from benchmarks import user_checkpoints as checkpoint
     path, applied = apply_file(config)
     lines = [f"settings from {path} (command-line options override them)"] if path else []
     trust = bool(config.getoption("--trust-remote-code"))

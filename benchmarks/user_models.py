@@ -20,7 +20,9 @@ import re
 from pathlib import Path
 
 from benchmarks.ids import IdError, check_part, sanitise
-from benchmarks.models import _HUB, MODELS, ModelSpec, UnsafeCheckpoint, pickled_checkpoints
+from benchmarks.models import (_HUB, MODELS, ModelSpec, UnsafeCheckpoint, pickled_checkpoints,
+                               register_source)
+from probes import storage
 
 SOURCES = ("local", "gguf")          # user sources this module loads (hub goes through models.py)
 KEYWORDS = ("default", "tiny", "testbed", "all")
@@ -185,22 +187,19 @@ def revision(spec: ModelSpec) -> str:
 
 
 def load(spec: ModelSpec, where: dict):
-    """(model, tokenizer, revision) of a ``local`` folder or a ``gguf`` file."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    """(model, tokenizer, revision) of a ``local`` folder or a ``gguf`` file. A .gguf is converted
+    once to a safetensors folder in the cache (keyed by its sha256), then loaded from there."""
+    from benchmarks.models import _load_hub, gguf_to_safetensors
     if spec.source == "local":
-        from benchmarks.models import _load_hub
         model, tok = _load_hub(spec, where)
         return model, tok, revision(spec)
-    path = Path(spec.ref)
-    cls = AutoModelForSeq2SeqLM if spec.family == "seq2seq" else AutoModelForCausalLM
-    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    loaded = cls.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    # A GGUF load is marked quantized (transformers then refuses to save it, which GPTQ needs):
-    # rebuild it as a plain fp32 model with the same, already dequantized, weights.
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = cls.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    return model, tok, revision(spec)
+    rev = revision(spec)
+    folder = storage.cache_root() / "converted" / f"{spec.id}-{rev.split(':')[-1][:16]}"
+    storage.entry(folder, lambda tmp: gguf_to_safetensors(Path(spec.ref), tmp, spec.family))
+    local = ModelSpec(spec.id, spec.family, spec.arch, "local", str(folder), spec.baseline)
+    model, tok = _load_hub(local, where)
+    return model, tok, rev
+
+
+register_source("local", load, revision)
+register_source("gguf", load, revision)

@@ -14,37 +14,19 @@ from __future__ import annotations
 import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
-from compressors.dynamic_int8 import _conv1d_to_linear, _set_module
-from compressors.measure import linear_modules, weight_bytes
+from compressors.backends import BNB
+from compressors.layers import conv1d_to_linear, set_module
+from compressors.measure import linear_modules, module_bits, weight_bytes
 
-INSTALL = "pip install bitsandbytes==0.50.2"
-BACKEND = ("bitsandbytes", INSTALL)
 
-register_preset(Preset("bnb-int8", "bnb", bits=8, default=True, backend=BACKEND,
+register_preset(Preset("bnb-int8", "bnb", bits=8, default=True, backend=BNB,
                        params={"kind": "int8", "threshold": 6.0}))
 for qt in ("nf4", "fp4"):
     for dq, word in ((False, "single"), (True, "double")):
-        register_preset(Preset(f"{qt}-{word}", "bnb", bits=4, backend=BACKEND,
+        register_preset(Preset(f"{qt}-{word}", "bnb", bits=4, backend=BNB,
                                default=(qt, word) == ("nf4", "single"),
                                params={"kind": qt, "double_quant": dq, "blocksize": 64,
                                        "compute_dtype": "float32"}))
-
-
-def module_bits(modules: dict[str, torch.nn.Module], n_weights: int) -> float:
-    """Measured bits per weight: bytes of the modules' stored weights and their quantization
-    statistics (biases excluded), times 8, over the number of weights."""
-    from compressors.measure import _tensor_bytes
-    seen: set = set()
-    total = 0
-    # Hold every state dict at once: state_dict() builds some tensors afresh (bitsandbytes' quant
-    # maps), and a freed one's address may be reused by the next module's, which the dedup of tied
-    # tensors by address would then skip (bits came out 4.6 or 5.05 for the same model by test order).
-    state_dicts = [mod.state_dict() for mod in modules.values()]
-    for sd in state_dicts:
-        for key, value in sd.items():
-            if key != "bias":
-                total += _tensor_bytes(value, seen)
-    return 8 * total / n_weights
 
 
 def _build(lin: torch.nn.Linear, params: dict, device):
@@ -92,8 +74,8 @@ def apply_bnb(model: torch.nn.Module, preset: Preset, family: str) -> dict:
                                    f"multiple of its block size {bs}; {len(odd)} layers are not, "
                                    f"e.g. {odd[:3]} (use a model at least {bs} wide)")
     for name, mod in scope.items():
-        lin = mod if isinstance(mod, torch.nn.Linear) else _conv1d_to_linear(mod)
-        _set_module(model, name, _build(lin, preset.params, device))
+        lin = mod if isinstance(mod, torch.nn.Linear) else conv1d_to_linear(mod)
+        set_module(model, name, _build(lin, preset.params, device))
     qtypes = (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit)
     converted = {n: m for n, m in model.named_modules() if isinstance(m, qtypes)}
     missing = set(scope) - set(converted)

@@ -97,8 +97,7 @@ def calibrated_pruning(method: str, model, preset, family: str, ctx: dict, prune
     measured effect: sparsity on target, or the N:M pattern holding, else CompressionError."""
     from compressors.ckpt_cache import reuse_or_make
     from compressors.measure import linear_modules, sparsity
-    from compressors.pruning_scoped import pruned_effect
-    from compressors.pruning_structured import nm_effect
+    from compressors.effects import nm_effect, pruned_effect
     modules = linear_modules(model)
     if not modules:
         raise CompressionError(f"{preset.id}: the model has no linear layers to prune")

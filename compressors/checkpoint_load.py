@@ -21,18 +21,13 @@ from pathlib import Path
 import torch
 
 from compressors import CompressionError
+from compressors.backends import BNB, COMPRESSED_TENSORS, GPTQ, TORCHAO, gptq_cpu_workers
 
 FAMILY_CLASSES = {"masked": "AutoModelForMaskedLM", "seq2seq": "AutoModelForSeq2SeqLM",
                   "causal": "AutoModelForCausalLM"}
 # quant_method -> (module to import, how to install it); transformers itself needs nothing more.
-BACKENDS = {
-    "gptq": ("gptqmodel", "see compressors/gptq.py INSTALL (gptqmodel==7.7.0 --no-deps + its deps)"),
-    "bitsandbytes": ("bitsandbytes", "pip install --no-deps bitsandbytes==0.50.2"),
-    "torchao": ("torchao", "pip install --no-deps torchao==0.18.0"),
-    "compressed-tensors": ("compressed_tensors", "pip install compressed-tensors==0.20.1 "
-                           "(with torch and transformers pinned as constraints)"),
-    "dense": None,
-}
+BACKENDS = {"gptq": GPTQ, "bitsandbytes": BNB, "torchao": TORCHAO,
+            "compressed-tensors": COMPRESSED_TENSORS, "dense": None}
 _SCALE_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
 
 
@@ -93,8 +88,7 @@ def _load_gptq(folder: Path, family: str, device: str):
     from safetensors.torch import load_file
     from transformers import AutoConfig
 
-    from compressors.gptq import cpu_workers
-    cpu_workers()
+    gptq_cpu_workers()
     heads = stored_bytes(folder)
     scale_dtype = {d for n, (d, _) in heads.items() if n.endswith(".scales")}
     if len(scale_dtype) != 1 or next(iter(scale_dtype)) not in _SCALE_DTYPES:

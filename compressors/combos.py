@@ -11,7 +11,7 @@ table has 0), so the zeros survive quantization.
 from __future__ import annotations
 
 from compressors import Preset, apply, get_preset, handler, register_preset
-from compressors.bnb import BACKEND as BNB
+from compressors.backends import BNB
 
 for pct in (20, 40):
     register_preset(Preset(f"p{pct}-dyn8", "prune-quantize", bits=8, default=False,

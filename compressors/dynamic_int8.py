@@ -15,6 +15,7 @@ import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
 from compressors.measure import weight_bytes
+from compressors.layers import conv1d_to_linear, set_module
 from compressors.scopes import scoped_linears
 
 register_preset(Preset("int8-dyn", "dynamic-int8", params={"dtype": "qint8", "scope": "linear"},
@@ -25,33 +26,6 @@ register_preset(Preset("dyn8-attn", "dynamic-int8", params={"dtype": "qint8", "s
                        bits=8, default=False))
 register_preset(Preset("dyn8-ffn", "dynamic-int8", params={"dtype": "qint8", "scope": "ffn"},
                        bits=8, default=False))
-
-
-def _conv1d_to_linear(conv) -> torch.nn.Linear:
-    lin = torch.nn.Linear(conv.weight.shape[0], conv.weight.shape[1], bias=conv.bias is not None)
-    lin.weight.data = conv.weight.data.t().contiguous()   # Conv1D stores [in, out]
-    if conv.bias is not None:
-        lin.bias.data = conv.bias.data.clone()
-    return lin
-
-
-def linear_scope_as_linear(model) -> tuple[dict, int]:
-    """The model's linear layers, GPT-2 ``Conv1D`` ones replaced in place by equivalent
-    ``nn.Linear`` (backends that only know ``nn.Linear`` would skip them silently); returns
-    ({name: original module}, number of weights in scope)."""
-    from compressors.measure import linear_modules
-    scope = linear_modules(model)
-    n_weights = sum(m.weight.numel() for m in scope.values())
-    for name, mod in scope.items():
-        if not isinstance(mod, torch.nn.Linear):
-            _set_module(model, name, _conv1d_to_linear(mod))
-    return scope, n_weights
-
-
-def _set_module(model, name, new):
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
 
 
 @handler("dynamic-int8", kind="quantization", version="dynamic-int8-1")
@@ -65,7 +39,7 @@ def apply_dynamic_int8(model: torch.nn.Module, preset: Preset, family: str) -> d
         raise CompressionError(f"{preset.id}: {exc}") from None
     for name, module in scope.items():
         if not isinstance(module, torch.nn.Linear):
-            _set_module(model, name, _conv1d_to_linear(module))
+            set_module(model, name, conv1d_to_linear(module))
     names = set(scope)
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
     from torch.ao.quantization import quantize_dynamic

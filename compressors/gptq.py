@@ -16,42 +16,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import torch
 
 from compressors import BackendUnavailable, CompressionError, Preset, ckpt_cache, handler, register_preset
+from compressors.backends import GPTQ, gptq_cpu_workers
 from compressors.calibration import calibration_batches
 from compressors.measure import weight_bytes
 from probes import storage
 
-INSTALL = ("pip install --no-deps gptqmodel==7.7.0 defuser==0.0.28 device-smi==0.5.7 "
-           "logbar==0.4.15 pypcre==0.6.4 threadpoolctl==3.8.0 tokenicer==0.0.14 datasets==5.2.0 "
-           "dill==0.4.1 pillow")
 GROUP_SIZE = 128
 for bits in (8, 4, 3):
     register_preset(Preset(f"gptq-w{bits}", "gptq", bits=bits, default=False,
-                           backend=("gptqmodel", INSTALL),
+                           backend=GPTQ,
                            params={"bits": bits, "group_size": GROUP_SIZE, "desc_act": False,
                                    "calibration": "wikitext-2 test slice"}))
 
 
-def cpu_workers() -> None:
-    """gptqmodel's CPU thread pools need at least 2 workers: with GPTQMODEL_CPU_WORKERS=1 it fails
-    with "Virtual pool 'model_loader:cpu' requests 2 workers but parent 'cpu' only has 1".
-    2 is also the right number on a 2-core machine (docs/backends). Call before importing it."""
-    try:
-        workers = int(os.environ.get("GPTQMODEL_CPU_WORKERS", "2"))
-    except ValueError:
-        workers = 2
-    os.environ["GPTQMODEL_CPU_WORKERS"] = str(max(2, workers))
-
-
 @handler("gptq", kind="quantization", version="gptq-1", context=True)
 def apply_gptq(model, preset: Preset, family: str, ctx: dict) -> dict:
-    cpu_workers()
+    gptq_cpu_workers()
     from importlib.metadata import version
 
     from gptqmodel import BACKEND, GPTQModel, QuantizeConfig

@@ -14,10 +14,9 @@ import torch
 from torch.nn.utils import prune
 
 from compressors import CompressionError, Preset, handler, register_preset
-from compressors.measure import linear_modules, sparsity, weight_bytes
-from compressors.scopes import architecture, group_of, scoped_linears
-
-TOLERANCE = 0.01   # measured vs target sparsity: ties at the threshold and rounding only
+from compressors.effects import pruned_effect
+from compressors.measure import sparsity
+from compressors.scopes import scoped_linears
 
 for pct in (20, 50):
     register_preset(Preset(f"local-{pct}", "magnitude", default=False,
@@ -28,24 +27,6 @@ for pct in (20, 50):
                            params={"amount": pct / 100, "scope": "ffn", "granularity": "global"}))
 register_preset(Preset("fdense-50", "magnitude", default=False,
                        params={"amount": 0.5, "scope": "final-dense", "granularity": "global"}))
-
-
-def sparsity_by_scope(model: torch.nn.Module) -> dict[str, float]:
-    """Measured fraction of zero weights in each scope: linear, attention, ffn (and other)."""
-    mods = linear_modules(model)
-    out = {"linear": round(sparsity(mods)[0], 6)}
-    try:
-        arch = architecture(model)
-    except ValueError:
-        return out
-    for group in ("attention", "ffn"):
-        chosen = {n: m for n, m in mods.items() if group_of(n, arch) == group}
-        if chosen:
-            out[group] = round(sparsity(chosen)[0], 6)
-    rest = {n: m for n, m in mods.items() if group_of(n, arch) is None}
-    if rest:
-        out["other"] = round(sparsity(rest)[0], 6)
-    return out
 
 
 
@@ -63,19 +44,6 @@ def magnitude_prune(modules: dict[str, torch.nn.Module], amount: float, granular
         raise ValueError(f"granularity must be 'global' or 'layer', not {granularity!r}")
     for module, name in params:
         prune.remove(module, name)
-
-
-def pruned_effect(model, modules, before: float, target: float, preset: Preset, **extra) -> dict:
-    """The measured effect of a mask-based preset; raises if the scope is off target."""
-    after, zeros, total = sparsity(modules)
-    if abs(after - target) > TOLERANCE:
-        raise CompressionError(f"{preset.id}: measured sparsity {after:.4f} in scope "
-                               f"{preset.params.get('scope')} is not the target {target:.2f}")
-    return {"changed": after > before, "backend": f"torch.nn.utils.prune (torch {torch.__version__})",
-            "sparsity": round(after, 6), "sparsity_before": round(before, 6),
-            "sparsity_by_scope": sparsity_by_scope(model), "zeros": zeros,
-            "params_in_scope": total, "modules_pruned": len(modules), "bits": None,
-            "quantized_modules": 0, "weight_bytes": weight_bytes(model), **extra}
 
 
 @handler("magnitude", kind="pruning", version="magnitude-1", effect=("modules_pruned",))

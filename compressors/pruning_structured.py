@@ -14,9 +14,10 @@ import torch
 from torch.nn.utils import prune
 
 from compressors import CompressionError, Preset, handler, register_preset
+from compressors.effects import nm_effect
+from compressors.layers import nm_mask, out_in
 from compressors.measure import linear_modules, sparsity, weight_bytes
-from compressors.pruning_scoped import sparsity_by_scope
-from compressors.scopes import architecture
+from compressors.scopes import architecture, sparsity_by_scope
 
 register_preset(Preset("rows-20", "structured-rows", default=False,
                        params={"amount": 0.2, "scope": "linear", "norm": "L1", "unit": "output row"}))
@@ -34,28 +35,6 @@ HEAD_PROJ = {"llama": ("self_attn.q_proj", "self_attn.o_proj"),
              "albert": ("attention.query", "attention.dense"),
              "t5": ("SelfAttention.q", "SelfAttention.o"),
              "gpt2": ("attn.c_attn", "attn.c_proj")}
-
-
-def out_in(module) -> torch.Tensor:
-    """The weight as [out, in] (a view): GPT-2's Conv1D stores [in, out]."""
-    return module.weight.data if isinstance(module, torch.nn.Linear) else module.weight.data.t()
-
-
-def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    """Keep-mask [out, in] keeping the ``n`` highest scores in every group of ``m`` along input."""
-    rows, cols = score.shape
-    if cols % m:
-        raise CompressionError(f"{n}:{m} sparsity needs an input width divisible by {m}, got {cols}")
-    groups = score.reshape(rows, cols // m, m)
-    drop = groups.topk(m - n, dim=-1, largest=False).indices
-    keep = torch.ones_like(groups, dtype=torch.bool).scatter_(-1, drop, False)
-    return keep.reshape(rows, cols)
-
-
-def nm_holds(module, n: int, m: int) -> bool:
-    """True when at most ``n`` of every ``m`` consecutive input weights are non-zero."""
-    w = out_in(module)
-    return bool(((w.reshape(w.shape[0], -1, m) != 0).sum(-1) <= n).all())
 
 
 def _config_heads(model):
@@ -142,13 +121,3 @@ def apply_nm(model, preset: Preset, family: str) -> dict:
     return nm_effect(model, modules, before, preset, backend=f"plain PyTorch (torch {torch.__version__})")
 
 
-def nm_effect(model, modules, before, preset, **extra) -> dict:
-    n, m = preset.params["n"], preset.params["m"]
-    bad = [name for name, mod in modules.items() if not nm_holds(mod, n, m)]
-    if bad:
-        raise CompressionError(f"{preset.id}: the {n}:{m} pattern does not hold in {bad[:3]}")
-    after, zeros, total = sparsity(modules)
-    return {"changed": after > before, "sparsity": round(after, 6),
-            "sparsity_by_scope": sparsity_by_scope(model), "pattern": f"{n}:{m} along input",
-            "zeros": zeros, "params_in_scope": total, "modules_pruned": len(modules),
-            "bits": None, "quantized_modules": 0, "weight_bytes": weight_bytes(model), **extra}

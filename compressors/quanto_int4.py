@@ -14,16 +14,14 @@ import types
 import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
-from compressors.bnb import module_bits
-from compressors.dynamic_int8 import linear_scope_as_linear
-from compressors.measure import weight_bytes
+from compressors.backends import QUANTO
+from compressors.layers import linear_scope_as_linear
+from compressors.measure import module_bits, weight_bytes
 
-INSTALL = "pip install --no-deps optimum-quanto==0.2.7 ninja"
-BACKEND = ("optimum.quanto", INSTALL)
 
-register_preset(Preset("quanto-w4", "quanto", bits=4, default=False, backend=BACKEND,
+register_preset(Preset("quanto-w4", "quanto", bits=4, default=False, backend=QUANTO,
                        params={"weights": "qint4", "group_size": 128}))
-register_preset(Preset("quanto-w8", "quanto", bits=8, default=False, backend=BACKEND,
+register_preset(Preset("quanto-w8", "quanto", bits=8, default=False, backend=QUANTO,
                        params={"weights": "qint8"}))
 
 

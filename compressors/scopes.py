@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from compressors.measure import linear_modules
+from compressors.measure import linear_modules, sparsity
 
 # arch -> (attention name endings, feed-forward name endings, final-dense endings).
 # An ending matches the module name's last parts: "attention.output.dense" must be checked before
@@ -85,3 +85,21 @@ def scoped_linears(model: torch.nn.Module, scope: str) -> dict[str, torch.nn.Mod
     if not chosen:
         raise ValueError(f"scope {scope!r} matched no linear layer of this {arch} model")
     return chosen
+
+
+def sparsity_by_scope(model: torch.nn.Module) -> dict[str, float]:
+    """Measured fraction of zero weights in each scope: linear, attention, ffn (and other)."""
+    mods = linear_modules(model)
+    out = {"linear": round(sparsity(mods)[0], 6)}
+    try:
+        arch = architecture(model)
+    except ValueError:
+        return out
+    for group in ("attention", "ffn"):
+        chosen = {n: m for n, m in mods.items() if group_of(n, arch) == group}
+        if chosen:
+            out[group] = round(sparsity(chosen)[0], 6)
+    rest = {n: m for n, m in mods.items() if group_of(n, arch) is None}
+    if rest:
+        out["other"] = round(sparsity(rest)[0], 6)
+    return out

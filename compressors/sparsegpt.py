@@ -17,7 +17,7 @@ import torch
 
 from compressors import Preset, handler, register_preset
 from compressors.calibration import calibrated_pruning
-from compressors.pruning_structured import out_in
+from compressors.layers import out_in
 
 BLOCK = 128          # columns per lazy-update block (the paper's B)
 DAMP = 0.01          # fraction of the mean Hessian diagonal added for stability (the paper's λ)

@@ -11,19 +11,17 @@ from __future__ import annotations
 import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
-from compressors.bnb import module_bits
-from compressors.dynamic_int8 import linear_scope_as_linear
-from compressors.measure import weight_bytes
+from compressors.backends import TORCHAO
+from compressors.layers import linear_scope_as_linear
+from compressors.measure import module_bits, weight_bytes
 
-INSTALL = "pip install --no-deps torchao==0.18.0"
-BACKEND = ("torchao", INSTALL)
 
-register_preset(Preset("ao-w8only", "torchao", bits=8, default=False, backend=BACKEND,
+register_preset(Preset("ao-w8only", "torchao", bits=8, default=False, backend=TORCHAO,
                        params={"config": "Int8WeightOnlyConfig"}))
-register_preset(Preset("ao-w8a8", "torchao", bits=8, default=False, backend=BACKEND,
+register_preset(Preset("ao-w8a8", "torchao", bits=8, default=False, backend=TORCHAO,
                        params={"config": "Int8DynamicActivationInt8WeightConfig"}))
 # torchao's int4 weight-only kernels exist for CUDA only (docs/backends: no CPU kernel here).
-register_preset(Preset("ao-w4", "torchao", bits=4, default=False, backend=BACKEND, cuda=True,
+register_preset(Preset("ao-w4", "torchao", bits=4, default=False, backend=TORCHAO, cuda=True,
                        params={"config": "Int4WeightOnlyConfig", "group_size": 128}))
 
 

@@ -14,7 +14,7 @@ import torch
 
 from compressors import Preset, handler, register_preset
 from compressors.calibration import calibrated_pruning
-from compressors.pruning_structured import nm_mask, out_in
+from compressors.layers import nm_mask, out_in
 
 _COMMON = {"scope": "linear", "score": "|w| * ||x||_2", "group": "output row",
            "activations": "dense model, one pass", "calibration": "wikitext-2 test slice"}

@@ -40,7 +40,7 @@ class Probe:
     def data_root(self, lama_root):
         """The folder this probe reads: the LAMA folder, or the testbed's generated facts."""
         if self.data != "lama":   # the testbed's own facts, generated from its seed
-            from benchmarks.testbed import corpus, write_corpus
+            from probes.testbed_data import corpus, write_corpus
             return write_corpus(corpus()) / self.data
         return lama_root
 

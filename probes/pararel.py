@@ -22,6 +22,7 @@ fewer than two eligible patterns are left out and listed in the record's ``exclu
 from __future__ import annotations
 
 import hashlib
+from itertools import combinations
 import os
 from pathlib import Path
 
@@ -88,6 +89,36 @@ def facts_and_patterns(root: Path, family: str, limit: int | None, cap: int):
     return facts, trex.candidates, templates, excluded, digest.hexdigest(), files
 
 
+def consistency(record: dict) -> dict | None:
+    """ParaRel consistency of one record: for each fact predicted under several patterns, the
+    share of pattern pairs whose predictions agree; mean over facts (micro) and over relations
+    (macro), plus the share of facts right under every pattern. None for records without
+    per-pattern examples (``fact`` and ``pattern`` fields)."""
+    facts: dict[str, list[dict]] = {}
+    for e in record.get("examples", []):
+        if "fact" in e and "pattern" in e:
+            facts.setdefault(e["fact"], []).append(e)
+    per_fact, by_rel, all_right = [], {}, 0
+    for fact, es in sorted(facts.items()):
+        if len(es) < 2:
+            continue
+        pairs = list(combinations(es, 2))
+        agree = sum(a["prediction"] == b["prediction"] for a, b in pairs) / len(pairs)
+        per_fact.append(agree)
+        by_rel.setdefault(es[0]["group"], []).append(agree)
+        all_right += all(e["rank"] == 1 for e in es)
+    if not per_fact:
+        return None
+    n = len(per_fact)
+    mean = sum(per_fact) / n
+    var = sum((v - mean) ** 2 for v in per_fact) / (n - 1) if n > 1 else 0.0
+    return {"value": mean, "stderr": (var / n) ** 0.5, "n_facts": n,
+            "macro": sum(sum(v) / len(v) for v in by_rel.values()) / len(by_rel),
+            "all_patterns_correct": all_right / n,
+            "by_relation": {r: sum(v) / len(v) for r, v in sorted(by_rel.items())}}
+
+
+
 class ParaRelProbe(Probe):
     def scorer_version(self) -> str:   # LAMA's scorer ranks every pattern: both versions matter
         from probes.lama import VERSION as LAMA
@@ -97,7 +128,6 @@ class ParaRelProbe(Probe):
         return facts_and_patterns(Path(lama_root), "masked", 1, 2)[4]
 
     def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
-        from benchmarks.analysis import consistency
         from probes.lama import SCORING, score_facts
         from probes.result import ProbeResult
         cap = max_patterns()

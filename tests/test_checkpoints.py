@@ -15,7 +15,8 @@ from benchmarks.models import load
 from benchmarks.record import read_records
 from benchmarks.testbed import corpus, training_sentences, write_corpus
 from compressors import PRESETS, compress
-from compressors.checkpoint import CheckpointError, resolve
+from benchmarks.user_checkpoints import resolve
+from compressors.checkpoint import CheckpointError
 from probes.lama import score_subset
 from tests.helpers import REPO
 
@@ -66,7 +67,7 @@ def _save_ct(base, out, bits, strategy, group):
 
 
 def _save_gptq(base, out, tok):
-    from compressors.gptq import cpu_workers
+    from compressors.backends import gptq_cpu_workers as cpu_workers
     cpu_workers()
     from gptqmodel import GPTQModel, QuantizeConfig
     ids = tok(" ".join(t.replace("[Y]", o) for t, o in training_sentences(corpus())))["input_ids"]

@@ -11,7 +11,7 @@ import torch
 from benchmarks.tiny import build
 from compressors import compress
 from compressors.measure import linear_modules, sparsity
-from compressors.pruning_structured import nm_holds, out_in
+from compressors.layers import nm_holds, out_in
 from tests.test_compressors_scopes import build_arch, logits, sqnr
 
 FAMILIES = ["masked", "seq2seq", "causal"]
