@@ -145,15 +145,20 @@ def test_gate_failure_writes_the_ok_record_not_an_error(runner, monkeypatch):
     assert rec["status"] == "ok" and rec["gate"]["verdict"] == "fail" and rec["n"] == 3
 
 
-def test_interrupt_writes_no_record_and_leaves_no_temp_file(runner, monkeypatch):
-    import probes.lama
+def test_interrupt_while_writing_leaves_no_record_and_no_temp_file(runner, monkeypatch):
+    """Ctrl-C in the middle of writing a record (after the temp file has bytes, before the
+    rename): no record appears, and the temp file is removed (probes/storage.atomic_file)."""
+    import probes.storage
+    seen = []
 
-    def ctrl_c(*_, **__):
+    def ctrl_c(fd):
+        seen.extend(p.name for p in runner.results_dir.iterdir())   # the temp file, half written
         raise KeyboardInterrupt
-    monkeypatch.setattr(probes.lama, "score_subset", ctrl_c)
+    monkeypatch.setattr(probes.storage.os, "fsync", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         _run(runner, _case("none"))
-    assert not runner.results_dir.exists() or not list(runner.results_dir.iterdir())
+    assert any(name.startswith(".tmp-") for name in seen), "the write was not interrupted"
+    assert list(runner.results_dir.iterdir()) == []
 
 
 def test_error_message_is_bounded_and_never_empty(runner):
