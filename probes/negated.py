@@ -24,12 +24,12 @@ from pathlib import Path
 
 from probes import Probe
 
-VERSION = "negated-1"   # bump when sentences, candidates or scoring change
+VERSION = "negated-2"   # bump when sentences, candidates or scoring change (2: exact call-scoped scoring, lama-2)
 
 
 class NegatedProbe(Probe):
-    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
-        from probes.lama import SCORING, score_facts
+    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=None):
+        from probes.lama import SCORING, score_facts, scoring
         from probes.negated_data import load, negated_dir
         from probes.result import ProbeResult, mean_stderr
         root = negated_dir(Path(data_root))
@@ -41,7 +41,8 @@ class NegatedProbe(Probe):
             e.update(negated_rank=n["rank"], negated_prediction=n["prediction"],
                      negated_text=n["text"])
         meta = {"subset": "negated-trex", "probe_version": VERSION, "data_checksum": checksum,
-                "data_dir": str(root), "files": files, "limit": limit, "scoring": SCORING[family],
+                "data_dir": str(root), "files": files, "limit": limit, "method": SCORING[family],
+                "scoring": scoring(model, family, batch_size),
                 "candidates": "objects of the same relation in the Negated-LAMA file",
                 "candidate_counts": {g: len(c) for g, c in sorted(candidates.items())}}
         result = ProbeResult.from_examples(positive, meta)

@@ -30,7 +30,7 @@ from probes import Probe
 # probes.lama_data is imported inside the functions: `python -m probes.lama_data` imports this
 # package (and so this module) first, and must find lama_data not yet imported.
 
-VERSION = "pararel-1"   # bump when pattern choice or scoring changes
+VERSION = "pararel-2"   # bump when pattern choice or scoring changes (2: exact call-scoped scoring, lama-2)
 DEFAULT_MAX_PATTERNS = 6
 
 
@@ -89,9 +89,9 @@ def facts_and_patterns(root: Path, family: str, limit: int | None, cap: int):
 
 
 class ParaRelProbe(Probe):
-    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
+    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=None):
         from benchmarks.analysis import consistency
-        from probes.lama import SCORING, score_facts
+        from probes.lama import SCORING, score_facts, scoring
         from probes.result import ProbeResult
         cap = max_patterns()
         facts, candidates, templates, excluded, checksum, files = facts_and_patterns(
@@ -101,7 +101,8 @@ class ParaRelProbe(Probe):
         for e, (_, fact_uid, i) in zip(examples, facts):
             e["fact"], e["pattern"] = fact_uid, i
         meta = {"subset": "pararel", "probe_version": VERSION, "data_checksum": checksum,
-                "files": files, "limit": limit, "scoring": SCORING[family],
+                "files": files, "limit": limit, "method": SCORING[family],
+                "scoring": scoring(model, family, batch_size),
                 "candidates": "objects of the same relation (as trex)", "max_patterns": cap,
                 "pattern_rule": "slot last, after the subject" if family == "causal" else "every pattern",
                 "templates": templates, "excluded": excluded}
