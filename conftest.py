@@ -42,6 +42,11 @@ def pytest_addoption(parser):
     g.addoption("--presets", default="all",
                 help="all | default (the main job's subset) | comma-separated preset ids "
                      "(default: all)")
+    g.addoption("--batch-size", type=int, default=None, metavar="N",
+                help="facts per LAMA chunk and lm-eval's batch size (default: each probe's own: "
+                     "LAMA 64, lm-eval by vocabulary size). Scores do not depend on it; models "
+                     "whose quantizer takes a statistic over the whole call run one sequence per "
+                     "call whatever it is")
 
 
 def pytest_configure(config):
@@ -144,7 +149,10 @@ def runner(request):
         import torch
         if not torch.cuda.is_available():
             raise pytest.UsageError(f"--device {device}: CUDA is not available on this machine")
-    r = Runner(root, Path(config.getoption("--results-dir")), limit, device)
+    batch_size = config.getoption("--batch-size")
+    if batch_size is not None and batch_size < 1:
+        raise pytest.UsageError("--batch-size must be a positive number")
+    r = Runner(root, Path(config.getoption("--results-dir")), limit, device, batch_size=batch_size)
     r.resume = config.getoption("--resume")
     r.update_baselines = config.getoption("--update-baselines")
     r.baselines_dir = config.getoption("--baselines-dir")

@@ -128,12 +128,20 @@ def latency_workload(model, tokenizer, family, texts):
     def run():
         with torch.inference_mode():
             model(**kwargs)
+    # What was timed, for the record (issue 18): one right-padded batch under an attention mask.
+    # For a model whose quantizer takes a statistic over the whole call, this batch's padding and
+    # batch-mates change its numbers (not scored: only timed), and the time is that of this shape.
+    rows, width = enc["input_ids"].shape
+    run.measured = {"batch": rows, "max_tokens": width, "tokens": int(enc["attention_mask"].sum()),
+                    "padded_tokens": rows * width, "padding_side": "right", "attention_mask": True,
+                    "forward": "one call, logits for every position"
+                    + (", decoder: the start token only" if family == "seq2seq" else "")}
     return run, int(enc["attention_mask"].sum())
 
 
 class Runner:
     def __init__(self, lama_root: Path, results_dir: Path, limit: int | None, device: str = "cpu",
-                 batch_size: int = 64):
+                 batch_size: int | None = None):   # None: each probe's default
         self.lama_root, self.results_dir = lama_root, Path(results_dir)
         self.limit, self.device, self.batch_size = limit, device, batch_size
         self._dense = None          # (model id, model, tokenizer, info)
@@ -228,6 +236,7 @@ class Runner:
             "latency": {"ms_per_example": 1000 * mean_s / len(texts),
                         "tokens_per_s": n_tokens / mean_s, "rounds": rounds,
                         "workload": f"one forward pass over {len(texts)} prompts of this probe",
+                        "shape": fn.measured,
                         "probe_wall_s": round(wall, 3), "facts_per_s": result.n / wall},
             "memory": {"peak_rss_bytes": mem.peak, "weight_bytes": effect["weight_bytes"],
                        "cuda_peak_bytes": torch.cuda.max_memory_allocated()
