@@ -602,8 +602,13 @@ def scoring(model, family: str, batch_size: int | None) -> dict:
     else:
         policy = "packed-cache" if family == "causal" and _PromptCache.supported(model) else "padded-batch"
     reasons = sorted({s.reason for _, s in scoped.values()})
+    threads = torch.get_num_threads()
+    if scoped:
+        from probes.lama_exact import BODY_THREADS
+        threads = min(threads, BODY_THREADS)
     return {"batch_size": batch_size or BATCH_SIZE, "policy": policy,
             "padding_side": "right" if policy == "padded-batch" else "none", **run_fields(model),
+            "body_threads": threads,
             "call_scoped": {"modules": len(scoped), "why": reasons} if scoped else None,
             "exact": EXACT[policy][family] if scoped else EXACT[policy]}
 

@@ -32,6 +32,21 @@ import torch
 
 SEQS_PER_CALL = 32     # sequences of one length side by side in a body call (one fact's own)
 HEAD_ROWS = 128        # vocabulary rows per head call (a Gemma row is 1 MiB): fixed, not batch_size
+# The body runs its kernels row by row: thousands of small calls, each of which, with two intra-op
+# threads on this shared 2-core machine, waits for the second thread (SmolLM2 int8-dyn: 2.2 s a
+# candidate at 2 threads, 0.09 s at 1, same load). The scores were bit-for-bit the same at 1 and 2
+# threads (16 candidates, SmolLM2 int8-dyn), so the body runs on one thread; the head does not.
+BODY_THREADS = 1
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(n, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Segments:
@@ -87,7 +102,7 @@ def _batched_scores(model, segments: Segments, ctx: list[int], seqs: list[list[i
         for start in range(0, len(members), SEQS_PER_CALL):
             group = members[start:start + SEQS_PER_CALL]
             ids = torch.tensor([ctx + seqs[i] for i in group], device=dev)
-            with segments.per_row(len(group)):
+            with segments.per_row(len(group)), _threads(BODY_THREADS):
                 hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
             want = [(i, r, len(ctx) - 1 + j, t) for r, i in enumerate(group) for j, t in enumerate(seqs[i])]
             for h in range(0, len(want), HEAD_ROWS):   # the head is row-local: only the rows needed
@@ -132,7 +147,7 @@ def score_seq2seq_exact(plans, decode, scoped: dict, bar) -> None:
         for members in by_len.values():
             for g in range(0, len(members), SEQS_PER_CALL):
                 group = members[g:g + SEQS_PER_CALL]
-                with segments.per_row(len(group)):
+                with segments.per_row(len(group)), _threads(BODY_THREADS):
                     rows = decode([(plan, plan.seqs[c][:-1]) for c in group])
                 for c, r in zip(group, rows):
                     seq = torch.tensor(plan.seqs[c], device=r.device)

@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int, default=40)
     args = ap.parse_args(argv)
     import torch
+    torch.set_num_threads(1)   # small single calls: a second thread only waits on a shared machine
     from benchmarks.models import MODELS, load
     from compressors import compress
     from probes.callscope import call_scoped

@@ -154,3 +154,22 @@ def test_vocabulary_rows_held_at_once_are_bounded(tmp_path, monkeypatch):
     assert any(n > 1 for n, _ in held)
     ranks, _ = _alone(model, tok, root)
     assert {e["uid"]: e["rank"] for e in res.examples} == ranks
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_call_scoped_batches_give_the_separate_calls_scores(arch):
+    """probes/lama_exact runs a fact's equal-length sequences side by side, each call-scoped
+    kernel once per row, on one thread: each score is the one of its own call (batch 1, the
+    process's threads) to float summation order."""
+    from compressors import compress
+    from probes.callscope import call_scoped
+    from probes.lama_exact import Segments, _batched_scores, score_alone
+    model, tok = build("causal", seed=7, width=64) if arch == "llama" else _gemma3()
+    compress(model, "int8-dyn", "causal")
+    model.eval()
+    ctx = tok("Hannelore Kirchschlaeger-Obermaier was born in")["input_ids"]
+    seqs = [tok(" " + o, add_special_tokens=False)["input_ids"] for o in OBJECTS + ["Lyon Lima"]]
+    with torch.inference_mode():
+        got = _batched_scores(model, Segments(call_scoped(model)), ctx, seqs, "cpu")
+        want = [score_alone(model, ctx, s) for s in seqs]
+    assert got == pytest.approx(want, abs=1e-5)
