@@ -43,9 +43,11 @@ def pytest_addoption(parser):
     g.addoption("--presets", default="all",
                 help="all | default (the main job's subset) | comma-separated preset ids "
                      "(default: all)")
-    g.addoption("--batch-size", type=int, default=None,
-                help="rows per forward pass when scoring (default: 64; lm-eval tasks cap it by "
-                     "memory). Scores do not depend on it: 1 gives the same ranks, slower")
+    g.addoption("--batch-size", type=int, default=None, metavar="N",
+                help="facts per LAMA chunk and lm-eval's batch size (default: each probe's own: "
+                     "LAMA 64, lm-eval by vocabulary size). Scores do not depend on it; models "
+                     "whose quantizer takes a statistic over the whole call run one sequence per "
+                     "call whatever it is")
     g.addoption("--gate-protocol", default=None, choices=("lenient", "open"),
                 help="which LAMA protocol the knowledge gate judges (default: lenient, the "
                      "candidate-ranked P@1; open: the open-vocabulary answer)")
@@ -219,7 +221,7 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(scope="session")
 def runner(request):
-    from benchmarks.runner import DEFAULT_BATCH_SIZE, Runner
+    from benchmarks.runner import Runner
     config = request.config
     from benchmarks.scaleout import worker_device
     device = worker_device(config.getoption("--device"))   # xdist worker gwN -> its own GPU
@@ -230,7 +232,7 @@ def runner(request):
     results = Path(config.getoption("--results-dir"))
     _check_writable(results)
     r = Runner(getattr(config, "_kcb_lama_root", None), results, config.getoption("--limit"),
-               device, batch_size=config.getoption("--batch-size") or DEFAULT_BATCH_SIZE,
+               device, batch_size=config.getoption("--batch-size"),
                protocol=config.getoption("--gate-protocol") or "lenient")
     r.resume = config.getoption("--resume")
     r.update_baselines = config.getoption("--update-baselines")

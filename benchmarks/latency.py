@@ -41,7 +41,7 @@ def workload(model, tokenizer, family, texts):
     rows, width = enc["input_ids"].shape
     real = int(enc["attention_mask"].sum())
     return run, {"rows": int(rows), "tokens": real, "padded_tokens": int(rows * width) - real,
-                 "padding_side": "right"}
+                 "max_tokens": int(width), "padding_side": "right", "attention_mask": True}
 
 
 def measure(benchmark, fn, shape: dict) -> dict:

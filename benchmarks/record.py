@@ -105,7 +105,7 @@ OK_FIELDS = {
     "preset.bits": (_INT, _NONE), "preset.effect": dict,
     "probe": dict, "probe.id": _TEXT, "probe.kind": _TEXT, "probe.version": _TEXT,
     "probe.data_checksum": _TEXT, "probe.limit": (_INT, _NONE), "probe.main_metric": _TEXT,
-    "scoring": dict, "scoring.batch_size": _INT, "scoring.requested_batch_size": _INT,
+    "scoring": dict, "scoring.batch_size": _INT, "scoring.requested_batch_size": (_INT, _NONE),
     "scoring.policy": _TEXT, "scoring.device": _TEXT,
     "scoring.padding_side": _TEXT, "scoring.dtype": _TEXT, "scoring.torch_threads": _INT,
     "scoring.attn_implementation": (_TEXT, _NONE),

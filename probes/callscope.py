@@ -1,50 +1,108 @@
-"""Which modules make a forward pass depend on what else shares the call.
+"""Which modules make a forward pass depend on what else shares the call, and the statistic each
+one takes over its call.
 
     call_scoped_modules(model)   # {module name: why its output depends on the whole call}
+    call_scoped(model)           # {module name: (module, Statistic)}
 
 Most compressed models compute each sequence (each row of a batch) independently: pruning and
 weight-only quantization change weights, not how activations are treated. Some quantizers take a
-statistic of their input over the whole call instead: torch's dynamic int8 ``Linear`` (the
-paper's ``int8-dyn``) quantizes its input with one scale and zero point from the minimum and
-maximum over every row and every token of the call, padding included; LLM.int8 (bitsandbytes
-``Linear8bitLt`` with a threshold) keeps in float every input column that exceeds the threshold
-in any row of the call. For such a model a sequence's logits change with its batch-mates, with
-padding, and even with tokens appended after a position (the model is no longer causal).
-Scorers ask this module, and score such models one sequence per call (probes/lama.py).
+statistic of their input over the whole call instead. For such a model a sequence's logits
+change with its batch-mates, with padding, and even with tokens appended after a position (the
+model is no longer causal). Scorers ask this module and score such models as one call per
+sequence (probes/lama_exact.py, probes/harness.py); scripts/callscope_extension.py measures how
+often appending a candidate to a prompt changes a module's statistic (nearly always).
+
+What each backend does, read from its code (torch 2.13, bitsandbytes 0.50.2, torchao 0.18,
+optimum-quanto 0.2.7, gptqmodel 7.7) and checked numerically in tests/test_callscope.py:
+
+* torch dynamic int8 ``Linear`` (``int8-dyn``, ``dyn8-*``, ``p*-dyn8``): ``linear_dynamic``
+  quantizes its input with ONE scale and zero point from min(0, min x) and max(0, max x) over the
+  whole input tensor (fbgemm ``FindMinMax`` + ``ChooseQuantizationParams``); the int8 GEMM and the
+  per-element dequantization are then row-local. Call-scoped; statistic: (min, max).
+* bitsandbytes ``Linear8bitLt`` with a threshold (LLM.int8, ``bnb-int8``), eval mode:
+  ``int8_vectorwise_quant`` scales each row by its own absmax, but keeps in float every input
+  column holding an |x| >= threshold (after the cast to fp16) in ANY row of the call, and zeroes
+  those columns in the int8 part. Call-scoped; statistic: the set of outlier columns. (In
+  training mode on CPU it dequantizes the weight instead; scorers run in eval mode.)
+* torchao ``Int8DynamicActivationInt8WeightConfig`` (``ao-w8a8``): activation granularity
+  ``PerRow()`` -> block size (1, ..., 1, in_features): one symmetric scale per token. Row-local.
+* bitsandbytes 4-bit, torchao weight-only, optimum-quanto (weights only; compressors/quanto_int4
+  multiplies by the dequantized weight), GPTQ (its grid values dequantized into fp32 ``Linear``
+  layers, compressors/gptq.py): the activation is used as is. Row-local.
 """
 from __future__ import annotations
 
+import torch
 
-def _reasons():
+
+class Statistic:
+    """What a call-scoped module takes over its whole input: ``stat(x)`` of a (rows, features)
+    input, as the kernel computes it. Two calls whose inputs have equal statistics compute every
+    row they share identically (tests/test_callscope.py, on the real kernels)."""
+    reason = ""
+
+    def stat(self, x):
+        raise NotImplementedError
+
+
+class MinMax(Statistic):
+    """torch's dynamic int8 Linear: per-tensor (min, max), widened to include 0."""
+    reason = "torch dynamic int8: one activation scale per call (per-tensor min/max)"
+
+    def stat(self, x):
+        return torch.stack([x.min().clamp(max=0), x.max().clamp(min=0)])
+
+
+class OutlierColumns(Statistic):
+    """LLM.int8: the input columns with |x| >= threshold in some row (compared in fp16, as
+    ``MatMul8bitLt`` casts its input before ``int8_vectorwise_quant``)."""
+    reason = "LLM.int8: outlier input columns chosen over the whole call"
+
+    def __init__(self, threshold: float):
+        self.threshold = float(threshold)
+
+    def stat(self, x):
+        return (x.to(torch.float16).abs() >= self.threshold).any(dim=0)
+
+
+def _kinds():
+    """[(module class, statistic for a module or None)] for the backends installed."""
     out = []
     try:
         from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
-        out.append((DynamicInt8Linear, lambda m: True,
-                    "torch dynamic int8: one activation scale per call (per-tensor min/max)"))
+        out.append((DynamicInt8Linear, lambda m: MinMax() if m._packed_params.dtype == torch.qint8
+                    else None))   # the fp16 variant quantizes nothing per call
     except ImportError:   # pragma: no cover - torch without the ao namespace
         pass
     try:
         import importlib.util
         if importlib.util.find_spec("bitsandbytes") is not None:
             import bitsandbytes as bnb
-            out.append((bnb.nn.Linear8bitLt, lambda m: float(getattr(m.state, "threshold", 0.0)) > 0,
-                        "LLM.int8: outlier input columns chosen over the whole call"))
+            out.append((bnb.nn.Linear8bitLt, lambda m: OutlierColumns(m.state.threshold)
+                        if float(getattr(m.state, "threshold", 0.0) or 0.0) > 0 else None))
     except Exception:     # a broken optional backend must not break scoring of other models
         pass
     return out
 
 
-def call_scoped_modules(model) -> dict[str, str]:
-    """{module name: reason} for every module whose output depends on the whole call."""
-    reasons = _reasons()
+def call_scoped(model) -> dict:
+    """{module name: (module, Statistic)} for every module whose output depends on the whole call."""
+    kinds = _kinds()
     found = {}
     for name, module in model.named_modules():
-        for cls, applies, why in reasons:
-            if isinstance(module, cls) and applies(module):
-                found[name] = why
+        for cls, statistic in kinds:
+            if isinstance(module, cls):
+                s = statistic(module)
+                if s is not None:
+                    found[name] = (module, s)
                 break
     return found
 
 
+def call_scoped_modules(model) -> dict[str, str]:
+    """{module name: reason} for every module whose output depends on the whole call."""
+    return {name: s.reason for name, (_, s) in call_scoped(model).items()}
+
+
 def is_call_scoped(model) -> bool:
-    return bool(call_scoped_modules(model))
+    return bool(call_scoped(model))

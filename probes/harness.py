@@ -20,7 +20,9 @@ import os
 from pathlib import Path
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
-VERSION = "harness-1"   # bump when task configs, settings or the record layout change
+# bump when task configs, settings or the record layout change. harness-2: models whose quantizer
+# takes a statistic over the whole call run at batch 1 (one request per call, unpadded).
+VERSION = "harness-2"
 LM_EVAL_PIN = "lm-eval[hf]==0.4.13"
 BACKEND = {"causal": "causal", "seq2seq": "seq2seq"}
 TEXT_CHARS = 300        # per-example text kept in the record (the prompt's start)
@@ -182,11 +184,38 @@ def examples_from(out: dict, task: str, probe_id: str, main_metric: str) -> list
     return examples
 
 
+def batch_policy(model, family: str, requested: int | None) -> tuple[int, dict]:
+    """(lm-eval batch size, the record's ``scoring`` dict).
+
+    HFLM right-pads a batch of loglikelihood requests to its longest and calls the model without
+    an attention mask (causal: a padded tail changes nothing before it). Rows are otherwise
+    computed apart, so for most models outcomes equal batch 1 up to float rounding. A model
+    whose quantizer takes a statistic over the whole call (probes/callscope.py) would see its
+    batch-mates' and the padding's values: it runs at batch 1, where each call holds exactly one
+    request's tokens (context + continuation minus its last token, HFLM's input) and no padding.
+    HFLM's logits cache (on by default) groups requests whose inputs are identical (one-token
+    continuations of one context) and scores them from one such call: the same numbers."""
+    from probes.callscope import call_scoped
+    from probes.result import run_fields
+    scoped = call_scoped(model)
+    size = 1 if scoped else (requested or batch_size_for(model))
+    if size == 1:
+        exact = ("one call per request (batch 1, no padding): a request's score depends on no other; "
+                 "generation tasks decode greedily with HF's KV cache, one call per new token")
+    else:
+        exact = (f"lm-eval batches of {size}, right-padded: rows are computed apart, so outcomes "
+                 "equal batch 1 up to float rounding")
+    return size, {"batch_size": size, "policy": f"lm-eval batch {size}",
+                  "padding_side": "none" if size == 1 else "right", **run_fields(model),
+                  "call_scoped": bool(scoped), "exact": exact}
+
+
 def score(probe, model, tokenizer, family, limit=None, batch_size=None):
-    """Run ``probe.subset`` (an lm-eval task name) and return a ProbeResult."""
+    """Run ``probe.subset`` (an lm-eval task name) and return a ProbeResult. ``batch_size``:
+    None = batch_size_for(model); a model with call-scoped quantization always runs at 1."""
     from probes.result import ProbeResult
     task = probe.subset
-    batch_size = batch_size or batch_size_for(model)
+    batch_size, scoring = batch_policy(model, family, batch_size)
     out = evaluate(task, model, tokenizer, family, limit=limit, batch_size=batch_size)
     metrics, filt = metrics_from(out, task)
     if probe.main_metric not in metrics:
@@ -205,7 +234,7 @@ def score(probe, model, tokenizer, family, limit=None, batch_size=None):
             "data_checksum": data_checksum(cfg["dataset_kwargs"]["olmo_path"]),
             "limit_rule": "the first N examples of the split, in file order (lm-eval --limit)",
             "examples_in_split": n_samples.get("original"), "backend": BACKEND[family],
-            "batch_size": batch_size}
+            "batch_size": batch_size, "scoring": scoring}
     groups = {probe.id: {"n": len(examples), probe.main_metric: main}}
     workload = list(dict.fromkeys(s["arguments"][0][0] for s in out["samples"][task]))[:WORKLOAD]
     return ProbeResult(metrics, groups, examples, len(examples), meta, workload=workload)

@@ -21,6 +21,12 @@ and the top-1 prediction are therefore exact, not first-token approximations. Fo
 prompts run once per chunk of facts (sorted by length, so little padding) and are kept as a KV
 cache: a candidate path then costs only its own tokens (tests/test_lama_cache.py checks that
 this gives the same ranks as scoring each candidate alone).
+
+None of that sharing holds for a model whose quantizer takes a statistic over the whole call
+(probes/callscope.py: torch's dynamic int8, LLM.int8): there a candidate's score is defined as one
+call over exactly prompt + candidate, every candidate is scored, and nothing is shared between
+candidates (causal: probes/lama_exact.py; seq2seq: one decoder call per candidate; masked: one
+sentence per call). ``scoring(model, family, batch_size)`` says which path a model takes.
 """
 from __future__ import annotations
 
@@ -30,10 +36,15 @@ import sys
 
 import torch
 
+from probes.callscope import call_scoped
 from probes.lama_data import SLOT, Fact, load_subset
-from probes.result import ProbeResult
+from probes.result import ProbeResult, run_fields
 
-VERSION = "lama-1"   # bump when scoring, candidates or templates change: records carry it
+# bump when scoring, candidates or templates change: records carry it. lama-2: models whose
+# quantizer takes a statistic over the whole call are scored one call per prompt + candidate
+# (probes/lama_exact.py); lama-1 scored them in padded batches (ranks changed with batch size).
+VERSION = "lama-2"
+BATCH_SIZE = 64      # the suite's default facts per chunk (conftest --batch-size)
 SCORING = {
     "masked": "k masks for a k-token candidate, sum of token log-probs",
     "seq2seq": "sentinel span, log P(object tokens + closing sentinel)",
@@ -181,12 +192,10 @@ class _PromptCache:
             return False
         if getattr(cfg, "sliding_window", None) and not getattr(cfg, "layer_types", None):
             return False   # a window on every layer (Mistral-style): not modelled here
-        # torch's dynamic int8 Linear quantizes its input with ONE scale per call (per tensor), so
-        # what shares a call changes every row's rounding: through the cache Gemma-3-270M int8-dyn
-        # kept 0.29 of its T-REx facts instead of 0.95 (--limit 1). Such models are scored as
-        # whole sequences, as the paper's scripts did.
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
-        return not any(isinstance(m, DynamicInt8Linear) for m in model.modules())
+        # What this checks is the architecture only. A model whose quantizer takes a statistic
+        # over the whole call (probes/callscope.py) never reaches this cache: packing prompts
+        # together would change every row's rounding. _score_causal sends it to lama_exact.
+        return True
 
     def __init__(self, model, ctxs: list[list[int]]):
         from transformers import DynamicCache
@@ -436,6 +445,10 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
         suffix = _tok(tokenizer, right, cache) if whole and right.strip() else []
         plan.seqs = [_tok(tokenizer, (sep if prompt else "") + c, cache) + suffix for c in plan.cands]
 
+    scoped = call_scoped(model)
+    if scoped:   # a statistic over the whole call: one call per prompt + candidate, by definition
+        from probes.lama_exact import score_causal_exact
+        return score_causal_exact(model, plans, scoped, bar)
     # Facts in chunks of batch_size, relation by relation; within a chunk the gold paths first,
     # then only the paths that could beat them (_trie_search). Packed prompts need no length
     # bucketing; the plain path groups facts by length so its padded batches pad little.
@@ -511,6 +524,10 @@ def _score_seq2seq(model, tokenizer, plans, batch_size, bar):
         return out
 
     with torch.inference_mode():
+        scoped = call_scoped(model)
+        if scoped:   # a statistic over the whole call: one call per candidate, by definition
+            from probes.lama_exact import score_seq2seq_exact
+            return score_seq2seq_exact(plans, decode, scoped, bar)
         for start in range(0, len(plans), batch_size):
             chunk = plans[start:start + batch_size]
             _trie_search(chunk, path_rows, rows_budget=4 * batch_size)
@@ -536,6 +553,8 @@ def _score_masked(model, tokenizer, plans, batch_size, bar):
                 raise ValueError(f"could not place {k} mask tokens in {plan.fact.text!r}")
             jobs.append((plan, k, ids))
     done = {}
+    if call_scoped(model):   # a statistic over the whole call: each masked sentence alone, unpadded
+        batch_size = 1
     with torch.inference_mode():
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
@@ -558,7 +577,43 @@ def _score_masked(model, tokenizer, plans, batch_size, bar):
 
 
 # ------------------------------------------------------------------------------ entry point
-def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, batch_size=32):
+EXACT = {
+    "packed-cache": "ranks equal scoring each candidate alone, one call per prompt + candidate, "
+                    "up to float rounding; independent of batch size up to float rounding",
+    "padded-batch": "right-padded batches under an attention mask: rows are computed independently, "
+                    "so ranks equal scoring each alone up to float rounding",
+    "per-sequence": {
+        "causal": "every candidate scored as one call over exactly prompt + candidate (batch 1, no "
+                  "padding, no cache): a fact's equal-length sequences side by side, each call-scoped "
+                  "kernel run once per sequence; batch size changes nothing",
+        "seq2seq": "every candidate scored as one call over the encoder input and its own decoder "
+                   "input (no padding): equal-length candidates side by side, each call-scoped kernel "
+                   "run once per candidate; batch size changes nothing",
+        "masked": "each masked sentence scored in a call of its own (batch 1, no padding); batch "
+                  "size changes nothing"},
+}
+
+
+def scoring(model, family: str, batch_size: int | None) -> dict:
+    """How scores of ``model`` are computed here: what a record must pin (issue 18)."""
+    scoped = call_scoped(model)
+    if scoped:
+        policy = "per-sequence"
+    else:
+        policy = "packed-cache" if family == "causal" and _PromptCache.supported(model) else "padded-batch"
+    reasons = sorted({s.reason for _, s in scoped.values()})
+    threads = torch.get_num_threads()
+    if scoped:
+        from probes.lama_exact import BODY_THREADS
+        threads = min(threads, BODY_THREADS)
+    return {"batch_size": batch_size or BATCH_SIZE, "policy": policy,
+            "padding_side": "right" if policy == "padded-batch" else "none", **run_fields(model),
+            "body_threads": threads,
+            "call_scoped": {"modules": len(scoped), "why": reasons} if scoped else None,
+            "exact": EXACT[policy][family] if scoped else EXACT[policy]}
+
+
+def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, batch_size=None):
     """Score one LAMA subset; returns a ProbeResult with exact ranks for every fact."""
     subset = load_subset(data_root, subset_name, limit=limit)
     examples = score_facts(model, tokenizer, family, subset.facts, subset.candidates,
@@ -568,6 +623,7 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
         modes[e["mode"]] = modes.get(e["mode"], 0) + 1
     meta = {"subset": subset_name, "version": VERSION, "data_checksum": subset.checksum,
             "files": subset.files, "limit": limit, "method": SCORING[family],
+            "scoring": scoring(model, family, batch_size),
             "candidates": "objects of the same relation" if subset_name in ("trex", "google-re")
             else "objects of the whole subset",
             "candidate_counts": {g: len(c) for g, c in sorted(subset.candidates.items())},
@@ -576,10 +632,11 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
 
 
 def score_facts(model, tokenizer, family, facts: list[Fact], candidates: dict[str, list[str]],
-                batch_size=32, desc="facts") -> list[dict]:
+                batch_size=None, desc="facts") -> list[dict]:
     """Score given facts (any source: ParaRel patterns, negated LAMA) with the scoring above;
     ``candidates``: group -> candidate objects (each fact's object must be among its group's).
     Returns one example per fact: uid, group, gold, prediction, rank, mode, text."""
+    batch_size = batch_size or BATCH_SIZE
     plans = []
     for fact in facts:
         cands = candidates[fact.group]
@@ -589,9 +646,11 @@ def score_facts(model, tokenizer, family, facts: list[Fact], candidates: dict[st
     scorer = {"causal": _score_causal, "seq2seq": _score_seq2seq, "masked": _score_masked}[family]
     was_training = model.training
     model.eval()
-    with _progress(len(plans), desc) as bar:
-        scorer(model, tokenizer, plans, batch_size, bar)
-    model.train(was_training)
+    try:
+        with _progress(len(plans), desc) as bar:
+            scorer(model, tokenizer, plans, batch_size, bar)
+    finally:
+        model.train(was_training)
     examples = []
     for plan in plans:
         gold = plan.scores[plan.gold]

@@ -36,8 +36,8 @@ class NegatedProbe(Probe):
         from probes.negated_data import load, negated_dir
         return load(negated_dir(Path(lama_root)), 1)[3]
 
-    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
-        from probes.lama import SCORING, score_facts
+    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=None):
+        from probes.lama import SCORING, score_facts, scoring
         from probes.negated_data import load, negated_dir
         from probes.result import ProbeResult, mean_stderr
         root = negated_dir(Path(data_root))
@@ -50,6 +50,7 @@ class NegatedProbe(Probe):
                      negated_text=n["text"])
         meta = {"subset": "negated-trex", "version": self.scorer_version(), "data_checksum": checksum,
                 "data_dir": str(root), "files": files, "limit": limit, "method": SCORING[family],
+                "scoring": scoring(model, family, batch_size),
                 "candidates": "objects of the same relation in the Negated-LAMA file",
                 "candidate_counts": {g: len(c) for g, c in sorted(candidates.items())}}
         result = ProbeResult.from_examples(positive, meta)

@@ -31,7 +31,7 @@ from probes import REAL_SOURCES, Probe
 # probes.lama_data is imported inside the functions: `python -m probes.lama_data` imports this
 # package (and so this module) first, and must find lama_data not yet imported.
 
-VERSION = "pararel-2"   # bump when pattern choice or scoring changes (2: own version in records)
+VERSION = "pararel-2"   # bump when pattern choice or scoring changes (2: exact call-scoped scoring, lama-2)
 DEFAULT_MAX_PATTERNS = 6
 
 
@@ -127,8 +127,8 @@ class ParaRelProbe(Probe):
     def data_checksum(self, lama_root) -> str:
         return facts_and_patterns(Path(lama_root), "masked", 1, 2)[4]
 
-    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=32):
-        from probes.lama import SCORING, score_facts
+    def score(self, model, tokenizer, family, data_root, limit=None, batch_size=None):
+        from probes.lama import SCORING, score_facts, scoring
         from probes.result import ProbeResult
         cap = max_patterns()
         facts, candidates, templates, excluded, checksum, files = facts_and_patterns(
@@ -139,6 +139,7 @@ class ParaRelProbe(Probe):
             e["fact"], e["pattern"] = fact_uid, i
         meta = {"subset": "pararel", "version": self.scorer_version(), "data_checksum": checksum,
                 "files": files, "limit": limit, "method": SCORING[family],
+                "scoring": scoring(model, family, batch_size),
                 "candidates": "objects of the same relation (as trex)", "max_patterns": cap,
                 "pattern_rule": "slot last, after the subject" if family == "causal" else "every pattern",
                 "templates": templates, "excluded": excluded}

@@ -31,7 +31,7 @@ import torch
 
 from probes.wikitext import WikiTextError, download, read_verified
 
-VERSION = "perplexity-1"
+VERSION = "perplexity-2"   # 2: records say how windows were run (meta "scoring"); numbers unchanged
 CONTEXT = 1024       # tokens per window (GPT-2's context, the guide's choice; comparable across models)
 STRIDE = 512         # new tokens scored per window (the guide's choice)
 WORKLOAD, WORKLOAD_TOKENS = 16, 128   # the latency batch: 16 slices of 128 tokens
@@ -64,8 +64,12 @@ def windows(n_tokens: int, context: int, stride: int) -> list[tuple[int, int, in
     return out
 
 
-def score(model, tokenizer, family, limit=None, context=CONTEXT, stride=STRIDE, text=None):
-    """Sliding-window perplexity; returns a ProbeResult (one example per window)."""
+def score(model, tokenizer, family, limit=None, context=CONTEXT, stride=STRIDE, text=None,
+          batch_size=None):
+    """Sliding-window perplexity; returns a ProbeResult (one example per window). Each window is
+    one forward call of its own (batch 1, no padding, no attention mask, no cache), whatever
+    ``batch_size`` asks (recorded only): a window's score depends on no other window, for every
+    model, including those whose quantizer takes a statistic over the whole call."""
     from probes.result import ProbeResult
     if family != "causal":
         raise WikiTextError(f"perplexity is defined here for causal LMs only, not {family}")
@@ -137,11 +141,20 @@ def score(model, tokenizer, family, limit=None, context=CONTEXT, stride=STRIDE, 
             "tokens_scored": total_tok, "tokens_in_text": len(ids), "words_scored": n_words,
             "bytes_scored": n_bytes, "complete": k == len(windows(len(ids), span, stride)),
             "limit_rule": "the first N windows of the test file",
-            "method": "sliding window (HF perplexity guide), every token scored once"}
+            "method": "sliding window (HF perplexity guide), every token scored once",
+            "scoring": scoring_meta(model, batch_size)}
     slices = [ids[i * WORKLOAD_TOKENS:(i + 1) * WORKLOAD_TOKENS] for i in range(WORKLOAD)]
     workload = [tokenizer.decode(s) for s in slices if s]
     return ProbeResult(metrics, {"wikitext-2": {"n": k, "perplexity": ppl}}, examples, k, meta,
                        workload=workload)
+
+
+def scoring_meta(model, batch_size) -> dict:
+    from probes.result import run_fields
+    return {"batch_size": 1, "policy": "one window per call", "padding_side": "none",
+            **run_fields(model),
+            "exact": "each window is one call (batch 1, no padding, no cache): independent of "
+                     "batch size and of the other windows"}
 
 
 def main(argv=None) -> int:

@@ -29,6 +29,15 @@ def rank_metrics(rank: int) -> dict[str, float]:
 METRICS = ("p_at_1", "p_at_10", "mrr")
 
 
+def run_fields(model) -> dict:
+    """What every probe's ``meta["scoring"]`` pins about how the model computed (beside the
+    probe's own batch size, policy, padding side and guarantee)."""
+    cfg = getattr(model, "config", None)
+    dtype = getattr(model, "dtype", None)
+    return {"attn_implementation": getattr(cfg, "_attn_implementation", None),
+            "dtype": str(dtype).replace("torch.", "") if dtype is not None else None}
+
+
 @dataclass
 class ProbeResult:
     metrics: dict                 # name -> {"value","stderr","macro","macro_stderr","higher_is_better"}

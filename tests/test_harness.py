@@ -113,13 +113,64 @@ def test_ability_and_perplexity_records_through_the_runner(tmp_path):
     assert set(piqa["metrics"]) == {"acc", "acc_norm"}
     # the paired gate reads the examples' correct flags: recorded, never gated
     flips = [(b["correct"], c["correct"]) for b, c in zip(base["examples"], piqa["examples"])]
-    assert piqa["gate"]["floor"] is None and piqa["gate"]["verdict"] == "recorded"
+    assert piqa["gate"]["floor"] is None and piqa["gate"]["verdict"] == "too-few-facts"   # 3 examples: recorded, never summarised
     assert piqa["gate"]["facts_lost"] == sum(b and not c for b, c in flips)
     assert piqa["gate"]["facts_gained"] == sum(c and not b for b, c in flips)
-    assert piqa["latency"]["workload"] == "one forward pass over 3 prompts of this probe"
+    assert piqa["latency"]["workload"] == "one forward pass over 3 prompts of this probe, right-padded"
+    shape = piqa["latency"]["workload_shape"]   # what was timed: one right-padded batch of 3 prompts
+    assert shape["rows"] == 3 and shape["padding_side"] == "right" and shape["attention_mask"]
+    assert shape["tokens"] + shape["padded_tokens"] == 3 * shape["max_tokens"]
+    assert piqa["scoring"]["policy"] == "lm-eval batch 32"   # batch_size_for(tiny)
     ppl = recs["tiny-causal__sparse-50__wikitext-2"]
-    assert ppl["probe"]["kind"] == "perplexity" and ppl["probe"]["version"] == "perplexity-1"
+    assert ppl["probe"]["kind"] == "perplexity" and ppl["probe"]["version"] == "perplexity-2"
     assert ppl["gate"] == {"floor": None, "verdict": "recorded",
                            "baseline_case": "tiny-causal__none__wikitext-2"}
     assert ppl["n"] == 3 and ppl["probe"]["tokens_scored"] == sum(e["tokens"] for e in ppl["examples"])
     assert ppl["metrics"]["perplexity"]["value"] > 1 and not ppl["metrics"]["perplexity"]["higher_is_better"]
+
+
+def _calls(model):
+    """Records the input ids of every forward call of ``model``."""
+    seen = []
+    handle = model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(args[0] if args else kwargs["input_ids"]), with_kwargs=True)
+    return seen, handle
+
+
+def test_lm_eval_outcomes_do_not_depend_on_batch_size():
+    """A model that computes rows apart: HFLM's right-padded batches of 32 give the batch-1
+    log-likelihoods (float rounding aside) and the same choices."""
+    model, tok = build("causal", seed=2)
+    probe = get_probe("piqa")
+    one = probe.score(model, tok, "causal", None, limit=6, batch_size=1)
+    many = probe.score(model, tok, "causal", None, limit=6)
+    assert many.meta["batch_size"] == harness.batch_size_for(model) == 32
+    assert (one.meta["scoring"]["policy"], many.meta["scoring"]["policy"]) == ("lm-eval batch 1",
+                                                                            "lm-eval batch 32")
+    for a, b in zip(one.examples, many.examples):
+        assert a["choice"] == b["choice"] and a["correct"] == b["correct"]
+        assert a["loglikelihoods"] == pytest.approx(b["loglikelihoods"], abs=2e-4)
+
+
+def test_call_scoped_models_run_lm_eval_one_unpadded_request_per_call():
+    """torch's dynamic int8 quantizes a call with one min/max over every row and padding token:
+    in HFLM's padded batches a request's log-likelihood changes with its batch-mates. Whatever
+    batch is asked, such a model runs at 1: every call holds one request, unpadded."""
+    from compressors import compress
+    model, tok = build("causal", seed=2)
+    compress(model, "int8-dyn", "causal")
+    probe = get_probe("piqa")
+    seen, handle = _calls(model)
+    try:
+        res = probe.score(model, tok, "causal", None, limit=3, batch_size=32)
+    finally:
+        handle.remove()
+    assert res.meta["batch_size"] == 1 and res.meta["scoring"]["batch_size"] == 1   # asked 32, ran 1
+    assert res.meta["scoring"]["policy"] == "lm-eval batch 1" and res.meta["scoring"]["call_scoped"]
+    # 3 questions x 2 choices, one call each, no padding (HFLM pads with id 0, tok's <pad>)
+    assert len(seen) == 6 and all(ids.shape[0] == 1 for ids in seen)
+    assert tok.pad_token_id == 0 and all(0 not in ids[0].tolist() for ids in seen)
+    # what batch 1 avoids: lm-eval's own padded batch of 6 requests moves the numbers
+    padded = harness.evaluate(probe.subset, model, tok, "causal", limit=3, batch_size=32)
+    lls = [e["loglikelihoods"] for e in harness.examples_from(padded, probe.subset, probe.id, "acc_norm")]
+    assert lls != [e["loglikelihoods"] for e in res.examples]

@@ -99,15 +99,27 @@ def test_results_do_not_depend_on_batch_size(tmp_path):
         [(e["uid"], e["rank"], e["prediction"]) for e in many]
 
 
-def test_dynamic_int8_models_are_scored_as_whole_sequences():
-    """torch's dynamic int8 quantizes each call's input with one scale, so the KV-cache path
-    (prompts packed together, candidates run apart from them) would change the rounding: such
-    models take the plain path (on Gemma-3-270M the two paths gave T-REx retention 0.95 vs 0.29)."""
-    from compressors import compress
-    model, _ = build("causal")
-    assert _PromptCache.supported(model)
-    compress(model, "int8-dyn", "causal")
-    assert not _PromptCache.supported(model)
+@pytest.mark.parametrize("arch,preset", [("llama", "int8-dyn"), ("gemma3", "int8-dyn"),
+                                         ("gemma3-eager", "dyn8-ffn"), ("llama", "bnb-int8")])
+def test_call_scoped_quantizers_rank_as_one_call_per_prompt_and_candidate(tmp_path, arch, preset):
+    """torch's dynamic int8 quantizes each call's input with one min/max, LLM.int8 keeps in float
+    the columns with an outlier anywhere in the call: a fact's score would change with what shares
+    its call. Its rank must be that of one unpadded call per prompt + candidate (``_alone``), at
+    batch 1 and at the default batch alike (lama-1 scored them in padded batches: it failed here)."""
+    from compressors import compress, get_preset, unavailable_reason
+    if unavailable_reason(get_preset(preset)):
+        pytest.skip(unavailable_reason(get_preset(preset)))
+    if arch == "llama":
+        model, tok = build("causal", seed=7, width=64)
+    else:
+        model, tok = _gemma3(attn=arch.partition("-")[2] or "sdpa")
+    compress(model, preset, "causal")
+    root = _write(tmp_path)
+    ranks, best = _alone(model.eval(), tok, root)
+    for batch_size in (1, 64):
+        res = score_subset(model, tok, "causal", root, "trex", batch_size=batch_size)
+        assert {e["uid"]: e["rank"] for e in res.examples} == ranks, batch_size
+        assert {e["uid"]: e["prediction"] for e in res.examples} == best, batch_size
 
 
 def test_packing_and_batching_keep_every_index_once():
@@ -142,3 +154,22 @@ def test_vocabulary_rows_held_at_once_are_bounded(tmp_path, monkeypatch):
     assert any(n > 1 for n, _ in held)
     ranks, _ = _alone(model, tok, root)
     assert {e["uid"]: e["rank"] for e in res.examples} == ranks
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_call_scoped_batches_give_the_separate_calls_scores(arch):
+    """probes/lama_exact runs a fact's equal-length sequences side by side, each call-scoped
+    kernel once per row, on one thread: each score is the one of its own call (batch 1, the
+    process's threads) to float summation order."""
+    from compressors import compress
+    from probes.callscope import call_scoped
+    from probes.lama_exact import Segments, _batched_scores, score_alone
+    model, tok = build("causal", seed=7, width=64) if arch == "llama" else _gemma3()
+    compress(model, "int8-dyn", "causal")
+    model.eval()
+    ctx = tok("Hannelore Kirchschlaeger-Obermaier was born in")["input_ids"]
+    seqs = [tok(" " + o, add_special_tokens=False)["input_ids"] for o in OBJECTS + ["Lyon Lima"]]
+    with torch.inference_mode():
+        got = _batched_scores(model, Segments(call_scoped(model)), ctx, seqs, "cpu")
+        want = [score_alone(model, ctx, s) for s in seqs]
+    assert got == pytest.approx(want, abs=1e-5)

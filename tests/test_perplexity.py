@@ -55,6 +55,38 @@ def test_one_window_equals_a_plain_forward_pass():
     assert res.metrics["nll_per_token"]["value"] == pytest.approx(float(loss), abs=1e-4)
 
 
+def test_every_window_is_one_unpadded_call_whatever_the_batch_size():
+    """Windows run one per call (batch 1, no attention mask, no padding), so perplexity does not
+    depend on the batch size, even for torch's dynamic int8 (one min/max per call)."""
+    from compressors import compress
+    model, tok = build("causal")
+    compress(model, "int8-dyn", "causal")
+    seen = []
+    handle = model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append((tuple(kwargs["input_ids"].shape), sorted(kwargs))),
+        with_kwargs=True)
+    try:
+        one = perplexity.score(model, tok, "causal", context=32, text=TEXT, batch_size=1)
+        many = perplexity.score(model, tok, "causal", context=32, text=TEXT, batch_size=64)
+    finally:
+        handle.remove()
+    assert len(seen) == one.n + many.n and all(s[0] == 1 for s, _ in seen)
+    assert all("attention_mask" not in kw for _, kw in seen)
+    assert [e["nll"] for e in one.examples] == [e["nll"] for e in many.examples]
+    assert one.meta["scoring"]["policy"] == "one window per call"
+    # the batch it actually ran (the request is pinned by the runner as requested_batch_size)
+    assert (one.meta["scoring"]["batch_size"], many.meta["scoring"]["batch_size"]) == (1, 1)
+    # each window equals its own plain call
+    ids = tok(TEXT, add_special_tokens=False)["input_ids"]
+    e = one.examples[1]
+    inp = torch.tensor([[tok.bos_token_id] + ids[e["begin"]:e["end"]]])
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(input_ids=inp).logits[0].float(), -1)
+    n = e["tokens"]
+    nll = -float(logp[torch.arange(inp.shape[1] - 1 - n, inp.shape[1] - 1), inp[0, -n:]].sum())
+    assert e["nll"] == pytest.approx(nll, abs=1e-3)
+
+
 def test_limit_is_the_number_of_windows_from_the_start():
     model, tok = build("causal")
     full = perplexity.score(model, tok, "causal", context=64, text=TEXT)
