@@ -31,9 +31,12 @@ import sys
 import torch
 
 from probes.lama_data import SLOT, Fact, load_subset
+from probes.lama_open import open_answers
 from probes.result import ProbeResult
 
-VERSION = "lama-1"   # bump when scoring, candidates or templates change: records carry it
+# Bump when scoring, candidates or templates change: records carry it.
+# lama-2: every record also carries the strict protocol (probes/lama_open.py).
+VERSION = "lama-2"
 SCORING = {
     "masked": "k masks for a k-token candidate, sum of token log-probs",
     "seq2seq": "sentinel span, log P(object tokens + closing sentinel)",
@@ -563,6 +566,10 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
     subset = load_subset(data_root, subset_name, limit=limit)
     examples = score_facts(model, tokenizer, family, subset.facts, subset.candidates,
                            batch_size=batch_size, desc=subset_name)
+    opened, open_meta = open_answers(model, tokenizer, family, subset.facts, subset.candidates,
+                                     batch_size=batch_size)
+    for e in examples:
+        e["open"] = opened[e["uid"]]
     modes = {}
     for e in examples:
         modes[e["mode"]] = modes.get(e["mode"], 0) + 1
@@ -571,7 +578,8 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
             "candidates": "objects of the same relation" if subset_name in ("trex", "google-re")
             else "objects of the whole subset",
             "candidate_counts": {g: len(c) for g, c in sorted(subset.candidates.items())},
-            "templates": subset.templates, "modes": modes, "excluded": subset.excluded}
+            "templates": subset.templates, "modes": modes, "excluded": subset.excluded,
+            "open": open_meta}
     return ProbeResult.from_examples(examples, meta)
 
 
