@@ -16,8 +16,10 @@ Two protocols score every LAMA fact (score_subset puts both in each record):
   - *masked LM* (the LAMA paper's protocol, Petroni et al. 2019): the slot becomes one mask
     token; the object's token is ranked among all tokens of the model's vocabulary except its
     special tokens (the paper restricted all models to a 21k common vocabulary to compare them;
-    this is each model's own, larger one). ``open_p_at_1``/``open_p_at_5``: the object is top-1 /
-    in the top 5. Eligible: facts whose object is one token (as the lenient scorer tokenizes it).
+    this is each model's own, larger one). rank = 1 + the tokens scoring strictly higher (ties go
+    to the object, as in the lenient rank); ``open_p_at_1``/``open_p_at_5``: rank 1 / rank <= 5;
+    the answer recorded is the top token. Eligible: facts whose object is one token, not the
+    unknown token (tokenized as the lenient scorer does, with the space before the slot).
   - *causal LM*: the prompt is the one the lenient scorer uses (the sentence cut before the slot,
     from a template whose slot is last: LAMA's own, else the first ParaRel paraphrase with the
     slot last, which covers the six T-REx relations whose LAMA template has it mid-sentence).
@@ -35,18 +37,30 @@ Two protocols score every LAMA fact (score_subset puts both in each record):
 
   Decoding stops at a special token (EOS, a sentinel), a newline, after ``max_new_tokens`` (the
   longest candidate object of the subset in the model's tokens, plus MARGIN), or as soon as the
-  verdict is settled: the complete words so far already decide the match (``settled``), e.g. a
-  wrong first word, or the object's words followed by a word boundary such as ", " or ". ". A
+  verdict is settled (``settled``): the object's words followed by a word boundary such as ", "
+  or ". ", or a word that differs from the object's word at its place, or is being written and
+  can no longer become it (" clim" for "mathematics"; " the" waits for the next word). A
   settled answer gets the same verdict as decoding on to the budget would give; the recorded
   ``answer`` is the text up to where decoding stopped. An answer that reaches the budget is judged
   as it stands (its end counts as a word boundary).
 
+Metrics (probes/result.py): ``open_p_at_1`` (and ``open_p_at_5``) is the share of *eligible*
+facts answered, with its standard error, its macro average over the groups that have eligible
+facts, and ``n``, the eligible count; each group carries ``open_n`` and its own value (None where
+none of its facts is eligible). Absent when no fact is eligible (e.g. a masked LM whose tokenizer
+makes every object several tokens). Each example carries ``open``: {"answer", "correct", "rank"}
+(rank: full-vocabulary rank for masked LMs, else None), or None when not eligible. The record's
+``probe.open`` says which path decoded it, the budget and the eligible count.
+
 Batch invariance: a greedy answer must not depend on what shares its forward call. Models with a
 call-scoped quantizer (probes/callscope.py: torch dynamic int8, LLM.int8) are decoded one
 sequence per call, with no padding and no cache (every step one forward over prompt + answer so
-far): exact by construction. Other models are decoded in batches of ``batch_size`` prompts
-(left-padded, positions counted from each prompt's first token, a KV cache), which changes only
-float rounding; tests/test_lama_open.py checks that batch 1 and batch 64 give the same answers.
+far): exact by construction. Other models are decoded in batches of up to ``batch_size`` prompts
+of one length, with a KV cache: no batch is padded, so no row attends over, or is quantized
+with, a padding token, and only the rounding of larger matrix products can differ (a first,
+left-padded version gave different full-vocabulary ranks at batch 1 and 64 on a torchao-w8a8 BERT).
+tests/test_lama_open_batch.py checks that batch 1, batch 64 and one sequence per call give the
+same answers on dense, pruned, nf4 and torchao-int8 tiny models of every family.
 Only the last position meets the vocabulary head (``logits_to_keep=1``): Gemma's head has 262k rows.
 """
 from __future__ import annotations
@@ -74,6 +88,7 @@ PROTOCOL = {
 MARGIN = 3
 ARTICLES = frozenset({"the", "a", "an"})
 _WORD = re.compile(r"\w+(?:['’\-]\w+)*")
+_ARTICLE_STARTS = {a[:i] for a in ARTICLES for i in range(1, len(a) + 1)}
 _OPEN_END = re.compile(r"[\w'’\-]$")
 
 
@@ -94,22 +109,28 @@ def match(answer: str, obj: str, exact: bool = False) -> bool:
 
 
 def settled(partial: str, obj: str, exact: bool = False) -> bool:
-    """Whether ``match(partial + anything, obj, exact)`` is already decided by ``partial``: its
-    complete words (the last one is complete only if a separator follows it) either already
-    differ from the object's words or already contain them all (prefix match)."""
+    """Whether ``match(partial + anything, obj, exact)`` is already decided by ``partial``.
+
+    Its complete words (the last one is complete only once a separator follows it) either
+    already differ from the object's words or already contain them all (prefix match); or the
+    word still being written cannot become the object's word at its place: "Edmon" may, "Edmun"
+    may not become "edmonton" (its last character is left out of that test: a combining accent in
+    the next token would change it)."""
     text = unicodedata.normalize("NFKC", partial).casefold()
     found = _WORD.findall(text)
     # The last word may still grow ("Paris" -> "Parisian", "Saint-" -> "Saint-Denis"); a trailing
     # U+FFFD is half a character (a byte-level token that splits a UTF-8 sequence).
-    if found and (_OPEN_END.search(text) or text.endswith("\ufffd")):
-        found = found[:-1]
-    if not found or found == [found[0]] and found[0] in ARTICLES:
-        return False          # nothing yet, or an article that may or may not be dropped
-    done = found[1:] if found[0] in ARTICLES else found
+    growing = found.pop() if found and (_OPEN_END.search(text) or text.endswith("\ufffd")) else None
+    if found and found[0] in ARTICLES and (len(found) > 1 or growing is not None):
+        found = found[1:]      # a word follows the article: it is dropped
+    elif found and found[0] in ARTICLES or not found and growing in _ARTICLE_STARTS:
+        return False           # an article (or its start) that may be dropped or be the answer
     want = words(obj)
-    if done != want[:len(done)]:
+    if found != want[:len(found)]:
         return True
-    return len(done) > len(want) if exact else len(done) >= len(want)
+    if len(found) >= len(want):
+        return len(found) > len(want) or growing is not None if exact else True
+    return bool(growing) and not want[len(found)].startswith(growing[:-1])
 
 
 # ------------------------------------------------------------------------------ decoding

@@ -58,7 +58,14 @@ def test_match(answer, obj, prefix, exact):
     (" Paris,", "Paris", False, True),
     (" Paris ", "Paris", False, True),
     (" Paris-", "Paris", False, False),      # may become "Paris-based"
-    (" Lon", "Paris", False, False),         # an incomplete word decides nothing yet
+    (" Lon", "Paris", False, True),          # a word being written that cannot become "paris"
+    (" Par", "Paris", False, False),         # ... or that can
+    (" Pb", "Paris", False, False),          # its last character is not judged yet
+    (" th", "Paris", False, False),          # may become an article
+    (" the Lo", "Paris", False, True),
+    (" the Pa", "Paris", False, False),
+    (" New Yo", "New York", False, False),
+    (" New Je", "New York", False, True),
     (" London ", "Paris", False, True),      # a complete wrong word does
     (" the", "Paris", False, False),         # an article may be dropped or may be the answer
     (" the ", "Paris", False, False),
@@ -67,6 +74,8 @@ def test_match(answer, obj, prefix, exact):
     (" New ", "New York", False, False),
     (" Paris ", "Paris", True, False),       # exact: the span may still grow
     (" Paris France ", "Paris", True, True), # ... and now it is too long
+    (" Paris F", "Paris", True, True),       # ... already, with a second word begun
+    (" A", "A", False, False),                # an object that is an article: decoded to the end
     (" Z\ufffd", "Zürich", False, False),    # half a UTF-8 character is not a word boundary
 ])
 def test_settled(partial, obj, exact, expected):
@@ -74,7 +83,8 @@ def test_settled(partial, obj, exact, expected):
 
 
 @pytest.mark.parametrize("partial, rest", [(" Paris,", " France"), (" London ", "Paris"),
-                                           (" the Paris ", "ian"), (" Paris France ", "")])
+                                           (" the Paris ", "ian"), (" Paris France ", ""),
+                                           (" Lon", "don"), (" the Lo", "ndon"), (" Paris F", "rance")])
 @pytest.mark.parametrize("exact", [False, True])
 def test_settled_answer_keeps_its_verdict_whatever_follows(partial, rest, exact):
     if settled(partial, "Paris", exact):
@@ -115,7 +125,7 @@ def test_causal_greedy_answer_and_its_verdict(tmp_path):
     res = score_subset(model, tok, "causal", root, "trex", batch_size=4)
     got = {e["gold"]: e["open"] for e in res.examples}
     assert got["Paris"] == {"answer": "Paris,", "correct": True, "rank": None}
-    assert got["Rome"] == {"answer": "Paris,", "correct": False, "rank": None}
+    assert got["Rome"] == {"answer": "Paris", "correct": False, "rank": None}   # "Pari" is no "rome"
     # "Paris, France": the comma separates the words, as in the object's "Paris France"
     assert got["Paris France"] == {"answer": "Paris, France,", "correct": True, "rank": None}
     assert res.metrics["open_p_at_1"]["value"] == pytest.approx(2 / 3)
@@ -124,19 +134,22 @@ def test_causal_greedy_answer_and_its_verdict(tmp_path):
     assert "open_p_at_5" not in res.metrics
 
 
-def test_causal_answer_stops_at_the_budget_and_at_a_stop_token(tmp_path):
+def test_causal_answer_stops_at_the_budget_at_a_stop_token_or_once_settled(tmp_path):
     tok = tokenizer(CITIES, family="causal")
-    loop = _bigram(tok, ["in", "France", "France", "France"])   # France France France ... ; then <pad>
     root = write_lama(tmp_path, [("Ann", "Paris")])
-    res = score_subset(loop, tok, "causal", root, "trex")
+    commas = _bigram(tok, ["in", ",", ","])    # , , , ...: no word ever settles it
+    res = score_subset(commas, tok, "causal", root, "trex")
     budget = res.meta["open"]["max_new_tokens"]
     assert budget == 1 + 3          # "Paris" is one token; MARGIN 3
-    # settled at once: "France France" has a complete wrong first word
-    assert res.examples[0]["open"] == {"answer": "France France", "correct": False, "rank": None}
-    tok2 = tokenizer(CITIES, family="causal")
-    stop = _bigram(tok2, ["in", "Paris"])     # then <pad>: a special token ends the answer
-    res = score_subset(stop, tok2, "causal", root, "trex")
+    comma = tok.convert_tokens_to_ids(",")
+    assert res.examples[0]["open"] == {"answer": tok.decode([comma] * budget), "correct": False, "rank": None}
+    stop = _bigram(tok, ["in", "Paris"])       # then <pad>: a special token ends the answer
+    res = score_subset(stop, tok, "causal", root, "trex")
     assert res.examples[0]["open"] == {"answer": "Paris", "correct": True, "rank": None}
+    loop = _bigram(tok, ["in", "France", "France"])
+    res = score_subset(loop, tok, "causal", root, "trex")
+    # settled at the first token: "Franc" cannot become "paris"
+    assert res.examples[0]["open"] == {"answer": "France", "correct": False, "rank": None}
 
 
 def test_causal_fact_with_a_mid_sentence_slot_only_is_not_eligible(tmp_path):
@@ -190,3 +203,23 @@ def test_masked_full_vocabulary_rank_top1_top5(tmp_path):
     # the lenient protocol is what it was: city j ranks j + 1 among the 13 candidates
     assert {e["gold"]: e["rank"] for e in res.examples if e["gold"] in WORDS} == \
         {w: j + 1 for j, w in enumerate(WORDS)}
+
+
+# ------------------------------------------------------------------- testbed: trained models
+@pytest.mark.parametrize("family", ["causal", "masked", "seq2seq"])
+def test_testbed_models_answer_their_trained_facts_in_the_open(family):
+    """Models trained on their facts produce them from the whole vocabulary on the trained
+    template. Every testbed object is one token, so the model's top-1 token being the object
+    makes the object first among the candidates too: strict-correct implies lenient-correct."""
+    from benchmarks.testbed import corpus, trained_model, write_corpus
+    model, tok, _, _ = trained_model(family)
+    root = write_corpus(corpus())
+    for split, floor in (("trained", 0.95), ("heldout", 0.0)):
+        res = score_subset(model, tok, family, root / split, "trex", batch_size=64)
+        assert res.meta["open"]["eligible"] == res.n == 240
+        assert res.metrics["open_p_at_1"]["value"] >= floor
+        assert all(e["rank"] == 1 for e in res.examples if e["open"]["correct"])
+        if split == "trained":   # measured 1.0 (causal), 0.95 (masked), 0.996 (seq2seq)
+            assert res.metrics["open_p_at_1"]["value"] >= res.metrics["p_at_1"]["value"] - 0.01
+        else:                    # a paraphrase: right among the candidates, not in the open
+            assert res.metrics["open_p_at_1"]["value"] < res.metrics["p_at_1"]["value"] - 0.2
