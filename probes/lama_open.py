@@ -188,13 +188,19 @@ def _same_length(seqs: list[list[int]], size: int) -> list[list[int]]:
     return [idx[k:k + size] for _, idx in sorted(by_len.items()) for k in range(0, len(idx), size)]
 
 
-def _push(answers: list[_Answer], chunk: list[int], nxt: list[int], tokenizer, stop_ids) -> bool:
-    """One decoded token per row of ``chunk``; whether every answer of the chunk is done. Rows
-    that are done keep decoding (their tokens are ignored): the batch keeps its shape."""
+def _push(answers: list[_Answer], chunk: list[int], nxt: list[int], tokenizer, stop_ids) -> list[int]:
+    """One decoded token per row of ``chunk``; the rows whose answers are still open."""
     for r, i in enumerate(chunk):
-        if not answers[i].done:
-            answers[i].push(nxt[r], tokenizer, stop_ids)
-    return all(answers[i].done for i in chunk)
+        answers[i].push(nxt[r], tokenizer, stop_ids)
+    return [r for r, i in enumerate(chunk) if not answers[i].done]
+
+
+def _shrink(cache, rows: list[int], n: int, dev) -> bool:
+    """Keep only ``rows`` of the ``n`` in the KV cache (finished answers leave the batch: on
+    Gemma a row's vocabulary head costs more than its body); whether any row is left."""
+    if rows and len(rows) < n:
+        cache.reorder_cache(torch.tensor(rows, device=dev))
+    return bool(rows)
 
 
 def _decode_causal(model, prompts: list[list[int]], answers: list[_Answer], tokenizer, stop_ids,
@@ -208,11 +214,11 @@ def _decode_causal(model, prompts: list[list[int]], answers: list[_Answer], toke
                 ans.push(_argmax(model(input_ids=ids, **keep).logits[:, -1])[0], tokenizer, stop_ids)
             continue
         out = model(input_ids=torch.tensor([prompts[i] for i in chunk], device=dev), use_cache=True, **keep)
-        nxt = _argmax(out.logits[:, -1])
-        while not _push(answers, chunk, nxt, tokenizer, stop_ids):
-            out = model(input_ids=torch.tensor(nxt, device=dev)[:, None], cache=out.cache,
-                        use_cache=True, **keep)
-            nxt = _argmax(out.logits[:, -1])
+        nxt, cache = _argmax(out.logits[:, -1]), out.cache
+        while _shrink(cache, rows := _push(answers, chunk, nxt, tokenizer, stop_ids), len(chunk), dev):
+            chunk, nxt = [chunk[r] for r in rows], [nxt[r] for r in rows]
+            out = model(input_ids=torch.tensor(nxt, device=dev)[:, None], cache=cache, use_cache=True, **keep)
+            nxt, cache = _argmax(out.logits[:, -1]), out.cache
 
 
 def _decode_seq2seq(model, encs: list[list[int]], answers: list[_Answer], tokenizer, stop_ids,
@@ -227,14 +233,17 @@ def _decode_seq2seq(model, encs: list[list[int]], answers: list[_Answer], tokeni
                 ans.push(_argmax(model(input_ids=ids, decoder_input_ids=dec).logits[:, -1])[0],
                          tokenizer, stop_ids)
             continue
-        encoded = model.get_encoder()(input_ids=ids)
+        encoded = model.get_encoder()(input_ids=ids).last_hidden_state
         dec = torch.tensor([start_ids] * len(chunk), device=dev)
-        out = model(encoder_outputs=encoded, decoder_input_ids=dec, use_cache=True)
-        nxt = _argmax(out.logits[:, -1])
-        while not _push(answers, chunk, nxt, tokenizer, stop_ids):
-            out = model(encoder_outputs=encoded, decoder_input_ids=torch.tensor(nxt, device=dev)[:, None],
-                        cache=out.cache, use_cache=True)
-            nxt = _argmax(out.logits[:, -1])
+        out = model(encoder_outputs=(encoded,), decoder_input_ids=dec, use_cache=True)
+        nxt, cache = _argmax(out.logits[:, -1]), out.cache
+        while _shrink(cache, rows := _push(answers, chunk, nxt, tokenizer, stop_ids), len(chunk), dev):
+            if len(rows) < len(chunk):
+                encoded = encoded[torch.tensor(rows, device=dev)]
+            chunk, nxt = [chunk[r] for r in rows], [nxt[r] for r in rows]
+            out = model(encoder_outputs=(encoded,), decoder_input_ids=torch.tensor(nxt, device=dev)[:, None],
+                        cache=cache, use_cache=True)
+            nxt, cache = _argmax(out.logits[:, -1]), out.cache
 
 
 def _masked_ranks(model, tokenizer, jobs: list[tuple[list[int], int, int]],
