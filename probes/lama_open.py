@@ -164,6 +164,11 @@ def _keep_last(model) -> dict:
     return {"logits_to_keep": 1} if "logits_to_keep" in _params(model) else {}
 
 
+def _no_cache(model) -> dict:
+    """One-sequence-per-call steps build no cache (nothing would reuse it)."""
+    return {"use_cache": False} if "use_cache" in _params(model) else {}
+
+
 def _argmax(logits: torch.Tensor) -> list[int]:
     return logits.float().argmax(dim=-1).tolist()   # ties: the lowest token id, on every path
 
@@ -206,12 +211,14 @@ def _shrink(cache, rows: list[int], n: int, dev) -> bool:
 def _decode_causal(model, prompts: list[list[int]], answers: list[_Answer], tokenizer, stop_ids,
                    batch_size: int) -> None:
     dev, keep, cached = _device(model), _keep_last(model), _batched(model, "causal")
+    alone = {**keep, **_no_cache(model)}
     for chunk in _same_length(prompts, batch_size if cached else 1):
         if not cached:   # one sequence per call, no cache: each step runs prompt + answer so far
             prompt, ans = prompts[chunk[0]], answers[chunk[0]]
             while not ans.done:
                 ids = torch.tensor([prompt + ans.ids], device=dev)
-                ans.push(_argmax(model(input_ids=ids, **keep).logits[:, -1])[0], tokenizer, stop_ids)
+                logits = model(input_ids=ids, **alone).logits
+                ans.push(_argmax(logits[:, -1])[0], tokenizer, stop_ids)
             continue
         out = model(input_ids=torch.tensor([prompts[i] for i in chunk], device=dev), use_cache=True, **keep)
         nxt, cache = _argmax(out.logits[:, -1]), out.cache
@@ -223,15 +230,15 @@ def _decode_causal(model, prompts: list[list[int]], answers: list[_Answer], toke
 
 def _decode_seq2seq(model, encs: list[list[int]], answers: list[_Answer], tokenizer, stop_ids,
                     batch_size: int, start_ids: list[int]) -> None:
-    dev, cached = _device(model), _batched(model, "seq2seq")
+    dev, cached, alone = _device(model), _batched(model, "seq2seq"), _no_cache(model)
     for chunk in _same_length(encs, batch_size if cached else 1):
         ids = torch.tensor([encs[i] for i in chunk], device=dev)
         if not cached:   # one sequence per call, no cache: each step runs the encoder and decoder
             ans = answers[chunk[0]]
             while not ans.done:
                 dec = torch.tensor([start_ids + ans.ids], device=dev)
-                ans.push(_argmax(model(input_ids=ids, decoder_input_ids=dec).logits[:, -1])[0],
-                         tokenizer, stop_ids)
+                logits = model(input_ids=ids, decoder_input_ids=dec, **alone).logits
+                ans.push(_argmax(logits[:, -1])[0], tokenizer, stop_ids)
             continue
         encoded = model.get_encoder()(input_ids=ids).last_hidden_state
         dec = torch.tensor([start_ids] * len(chunk), device=dev)
