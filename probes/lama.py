@@ -38,11 +38,13 @@ import torch
 
 from probes.callscope import call_scoped
 from probes.lama_data import SLOT, Fact, load_subset
+from probes.lama_open import open_answers
 from probes.result import ProbeResult, run_fields
 
-# bump when scoring, candidates or templates change: records carry it. lama-2: models whose
-# quantizer takes a statistic over the whole call are scored one call per prompt + candidate
-# (probes/lama_exact.py); lama-1 scored them in padded batches (ranks changed with batch size).
+# Bump when scoring, candidates or templates change: records carry it. lama-2 (from lama-1):
+# models whose quantizer takes a statistic over the whole call are scored one call per prompt +
+# candidate (probes/lama_exact.py; lama-1 scored them in padded batches, whose ranks changed with
+# the batch size), and every record also carries the strict protocol (probes/lama_open.py).
 VERSION = "lama-2"
 BATCH_SIZE = 64      # the suite's default facts per chunk (conftest --batch-size)
 SCORING = {
@@ -618,6 +620,10 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
     subset = load_subset(data_root, subset_name, limit=limit)
     examples = score_facts(model, tokenizer, family, subset.facts, subset.candidates,
                            batch_size=batch_size, desc=subset_name)
+    opened, open_meta = open_answers(model, tokenizer, family, subset.facts, subset.candidates,
+                                     batch_size=batch_size or BATCH_SIZE)
+    for e in examples:
+        e["open"] = opened[e["uid"]]
     modes = {}
     for e in examples:
         modes[e["mode"]] = modes.get(e["mode"], 0) + 1
@@ -627,7 +633,8 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
             "candidates": "objects of the same relation" if subset_name in ("trex", "google-re")
             else "objects of the whole subset",
             "candidate_counts": {g: len(c) for g, c in sorted(subset.candidates.items())},
-            "templates": subset.templates, "modes": modes, "excluded": subset.excluded}
+            "templates": subset.templates, "modes": modes, "excluded": subset.excluded,
+            "open": open_meta}
     return ProbeResult.from_examples(examples, meta)
 
 

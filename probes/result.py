@@ -38,6 +38,32 @@ def run_fields(model) -> dict:
             "dtype": str(dtype).replace("torch.", "") if dtype is not None else None}
 
 
+def open_metrics(o: dict) -> dict[str, float]:
+    """Per-example metrics of the strict protocol (probes/lama_open.py) from an example's
+    ``open`` field: top-1 everywhere, top-5 where a full-vocabulary rank exists (masked LMs)."""
+    out = {"open_p_at_1": float(o["correct"])}
+    if o.get("rank") is not None:
+        out["open_p_at_5"] = float(o["rank"] <= 5)
+    return out
+
+
+def _summary(per: list[dict], groups: list[str], name: str, out_groups: dict) -> dict:
+    """{"value","stderr","macro","macro_stderr"} of metric ``name`` over examples ``per`` (one
+    dict each, aligned with their ``groups``); every group's mean goes into ``out_groups``."""
+    by_group: dict[str, list[float]] = {}
+    for g, m in zip(groups, per):
+        by_group.setdefault(g, []).append(m[name])
+    value, stderr = mean_stderr([m[name] for m in per])
+    group_means, group_vars = [], []
+    for g, vs in sorted(by_group.items()):
+        gm, gs = mean_stderr(vs)
+        out_groups[g][name] = gm
+        group_means.append(gm)
+        group_vars.append(gs ** 2)
+    return {"value": value, "stderr": stderr, "macro": sum(group_means) / len(group_means),
+            "macro_stderr": math.sqrt(sum(group_vars)) / len(group_vars), "higher_is_better": True}
+
+
 @dataclass
 class ProbeResult:
     metrics: dict                 # name -> {"value","stderr","macro","macro_stderr","higher_is_better"}
@@ -54,21 +80,21 @@ class ProbeResult:
         if not examples:
             raise ValueError("the probe scored no examples: nothing to report")
         per = [rank_metrics(e["rank"]) for e in examples]
-        by_group: dict[str, list[dict]] = {}
-        for e, m in zip(examples, per):
-            by_group.setdefault(e["group"], []).append(m)
-        metrics, groups = {}, {g: {"n": len(ms)} for g, ms in sorted(by_group.items())}
-        for name in METRICS:
-            value, stderr = mean_stderr([m[name] for m in per])
-            group_means = []
-            group_vars = []
-            for g, ms in sorted(by_group.items()):
-                gm, gs = mean_stderr([m[name] for m in ms])
-                groups[g][name] = gm
-                group_means.append(gm)
-                group_vars.append(gs ** 2)
-            macro = sum(group_means) / len(group_means)
-            macro_se = math.sqrt(sum(group_vars)) / len(group_vars)
-            metrics[name] = {"value": value, "stderr": stderr, "macro": macro,
-                             "macro_stderr": macro_se, "higher_is_better": True}
+        names = [e["group"] for e in examples]
+        groups = {g: {"n": names.count(g)} for g in sorted(set(names))}
+        metrics = {name: _summary(per, names, name, groups) for name in METRICS}
+        # The strict protocol, over the facts it applies to (``open`` not None); its metrics are
+        # absent when no fact is eligible (e.g. a masked LM and no single-token object), and the
+        # per-group counts say how many facts each group's strict values rest on.
+        opened = [e for e in examples if e.get("open") is not None]
+        if any("open" in e for e in examples):
+            for g in groups:
+                groups[g]["open_n"] = sum(1 for e in opened if e["group"] == g)
+        if opened:
+            per_open = [open_metrics(e["open"]) for e in opened]
+            for name in per_open[0]:
+                for g in groups:
+                    groups[g].setdefault(name, None)   # a group with no eligible fact
+                metrics[name] = {**_summary(per_open, [e["group"] for e in opened], name, groups),
+                                 "n": len(opened)}
         return cls(metrics, groups, examples, len(examples), meta or {})
