@@ -17,10 +17,10 @@ from pathlib import Path
 from pareto import pareto_front
 
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "knowledge-cost", "text.parse_math": False,
-         "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+         "font.size": 10, "axes.spines.top": False, "axes.spines.right": False,
          "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100}
 MARKERS = "osD^vP*Xh<>"
-SIZE = (6.4, 4.2)   # one size for all, so the page shows them at one scale
+SIZE = (5.6, 4.0)   # one size for all, so the page shows them at one scale (and legible on a phone)
 Z95 = 1.96          # a P@1 stderr to a 95 % normal interval
 _GIDS = itertools.count()
 
@@ -38,7 +38,7 @@ def _save(fig, ax, path: Path, hollow_note: bool):
     if hollow_note:
         handles.append(Line2D([], [], marker="o", ls="none", color="0.3", markerfacecolor="none"))
         labels.append("hollow: a gate failed")
-    ax.legend(handles, labels, fontsize=7, loc="best", framealpha=0.85)
+    ax.legend(handles, labels, fontsize=7.5, loc="best", framealpha=0.85)
     fig.tight_layout()
     fig.savefig(path, format="svg", metadata={"Date": None})
     _plt().close(fig)
@@ -122,12 +122,19 @@ def retention_vs_bits(board, path):
     if not any(m != "none" for m, _ in series):
         return None
     fig, ax = plt.subplots(figsize=SIZE)
-    methods = sorted({m for m, _ in series})
+    methods = sorted({m for m, _ in series if m != "none"})
     models = sorted({m for _, m in series})
     colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    multi = len(models) > 1
     for (method, model), pts in sorted(series.items()):
-        _points(ax, sorted(pts), f"{method} · {_name(board, model)}",
+        if method == "none":
+            continue
+        _points(ax, sorted(pts), f"{method} · {_name(board, model)}" if multi else method,
                 MARKERS[models.index(model) % len(MARKERS)], colors[method])
+    bases = [(p, model) for (method, model), pts in series.items() if method == "none" for p in pts]
+    for p, model in bases:   # each model's dense baseline: one grey legend entry for all
+        ax.plot([p[0]], [p[1]], MARKERS[models.index(model) % len(MARKERS)], color="0.45", ms=5,
+                label="uncompressed baseline" if (p, model) == bases[0] else None)
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
     xs = [p[0] for pts in series.values() for p in pts]
     ax.set_xlim(max(xs) * 1.05 + 0.5, 0)          # fewer bits to the right: more compression

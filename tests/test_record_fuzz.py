@@ -143,12 +143,13 @@ def edits(draw):
         arg = (draw(json_values) if op in ("replace", "add") else
                draw(st.integers(0, 9)) if op == "retype" else None)
         key = draw(st.text(max_size=6)) if op == "add" else None
-        out.append((path, op, arg, key))
+        out.append((path, op, copy.deepcopy(arg), key))
         _apply_one(rec, path, op, arg, key)
     return target, out
 
 
 def _apply_one(rec, path, op, arg, key):
+    arg = copy.deepcopy(arg)      # never the same object twice: no aliasing, no cycles
     parent = rec
     for k in path[:-1]:
         parent = parent[k]
