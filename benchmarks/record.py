@@ -181,6 +181,9 @@ EXAMPLE_OPTIONAL = {"gold": (_TEXT, _NONE), "prediction": (_TEXT, _NONE), "text"
                     "correct": bool, "choice": _INT, "choices": list, "negated_rank": _INT,
                     "open": (dict, _NONE), "group": _TEXT, "mode": _TEXT, "nll": _NUM,
                     "tokens": _INT, "fact": _TEXT, "pattern": _INT}
+# A window's mean NLL per token beyond this overflows its perplexity (e^709.8 is the largest
+# float): such a value is not a measurement, and ratios of perplexities could not be taken.
+MAX_NLL = 700.0
 OPEN_FIELDS = {"correct": bool, "answer": (_TEXT, _NONE), "rank": (_INT, _NONE)}
 # probe.templates: relation -> what the probe asked with (the site shows labels and types).
 TEMPLATE_FIELDS = {"template": (_TEXT, _NONE), "causal_template": (_TEXT, _NONE),
@@ -206,6 +209,9 @@ def _check_example(e: dict, i: int, kind: str, source: str) -> None:
     for key, t in EXAMPLE_OPTIONAL.items():
         if key in e and not _is(e[key], t):
             raise RecordError(f"{source}: example {i} field {key} has the wrong type")
+    if "nll" in e and "tokens" in e and not (e["tokens"] >= 1 and 0 <= e["nll"] <= MAX_NLL * e["tokens"]):
+        raise RecordError(f"{source}: example {i} has nll {e['nll']!r} over {e['tokens']!r} tokens: "
+                          f"a window's NLL is 0 to {MAX_NLL} nats per token")
     if "rank" in e and (not _is(e["rank"], _INT) or e["rank"] < 1):
         raise RecordError(f"{source}: example {i} has rank {e['rank']!r} (ranks start at 1)")
     if isinstance(e.get("open"), dict):

@@ -88,7 +88,11 @@ def board_in_miniature() -> list[dict]:
             ability("m", "none", [True] * 30 + [False] * 10, probe="piqa"),
             ability("m", "sparse-50", [True] * 20 + [False] * 20, probe="piqa", sparsity=0.5),
             perplexity("m", "none", 20.0), perplexity("m", "sparse-50", 25.0, sparsity=0.5),
-            error("m", "int8-x", "trex", {"type": "MemoryError", "message": "killed", "phase": "probe"})]
+            error("m", "int8-x", "trex", {"type": "MemoryError", "message": "killed", "phase": "probe"}),
+            # a newer failed rerun of a measured case: shown beside the last good result
+            error("m", "sparse-50", "piqa", {"type": "RuntimeError", "message": "oom", "phase": "probe"},
+                  kind="ability", finished="2026-02-01T00:00:00+00:00", method="global-magnitude",
+                  bits=None)]
     recs[1]["gate"].update(floor=0.8, verdict="fail", protocol="lenient")
     for r in recs:
         validate(r)
@@ -177,7 +181,7 @@ def apply(target, edit_list) -> list[dict]:
 def _consumers(records: list[dict], tmp: Path) -> list[Exception]:
     """Run every reader of records on a board of valid ones; return what each raised (each
     reader runs even when another failed, so one crash does not hide the next)."""
-    by_id = {r["case_id"]: r for r in records}
+    by_id = {r["case_id"]: r for r in sorted(records, key=lambda r: r["status"] == "ok")}
     raised = []
 
     def run(fn):
@@ -277,11 +281,18 @@ def hunt(n: int) -> dict[str, int]:
 
 
 def test_the_miniature_board_is_rated_so_edits_reach_every_derivation():
-    by_id = {r["case_id"]: r for r in BASE}
+    by_id = {r["case_id"]: r for r in BASE if r["status"] == "ok"}
     c = derive.compare(by_id["m__none__trex"], by_id["m__sparse-50__trex"], 0.8)
     assert c.verdict == "fail" and c.n_shared == 40 and c.retention == pytest.approx(20 / 32)
     a = derive.compare(by_id["m__none__piqa"], by_id["m__sparse-50__piqa"])
     assert a.verdict == "recorded" and a.retention == pytest.approx(20 / 30)
+
+
+def test_the_unedited_board_passes_every_consumer_and_shows_every_path(tmp_path):
+    assert _consumers(copy.deepcopy(BASE), tmp_path) == []
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert 'class="v v-fail"' in index and "newer run failed 2026-02-01" in index
+    assert 'class="vd">failed<' in index
 
 
 if __name__ == "__main__":
