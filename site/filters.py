@@ -49,6 +49,15 @@ def fmt_ci(ci, digits=0):
     return f"[{100 * ci[0]:.{digits}f}–{100 * ci[1]:.{digits}f}%]"
 
 
+def fmt_frac(x):
+    """A fraction such as sparsity: two decimals, or two significant digits when it is tiny
+    (a baseline's 0.0003 zeros as loaded is not 0.00)."""
+    x = num(x)
+    if x is None:
+        return "–"
+    return f"{x:.2g}" if 0 < abs(x) < 0.01 else f"{x:.2f}"
+
+
 def fmt_sort(x, missing=-1.0):
     """A data-sort value: numbers as text, missing ones at a fixed end of the order."""
     x = num(x)
@@ -60,6 +69,6 @@ def verdict_label(v):
 
 
 def install(env):
-    env.filters.update(bytes=fmt_bytes, num=fmt_num, pval=fmt_p, pct=fmt_pct, ci=fmt_ci,
+    env.filters.update(bytes=fmt_bytes, num=fmt_num, frac=fmt_frac, pval=fmt_p, pct=fmt_pct, ci=fmt_ci,
                        sortkey=fmt_sort, verdict=verdict_label,
                        as_json=lambda v: json.dumps(v, sort_keys=True, default=str))

@@ -70,9 +70,9 @@ def no_rasterising():
     import plots
     saved = plots._save
 
-    def stub(fig, ax, path, hollow_note):
+    def stub(fig, *args):
         plots._plt().close(fig)
-        path.write_text("<svg/>")
+        next(a for a in args if isinstance(a, Path)).write_text("<svg/>")
     plots._save = stub
     try:
         yield

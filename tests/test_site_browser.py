@@ -16,106 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import pytest
-
-from tests.site_records import XSS, write_site_records
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "site"))
-sys.path.insert(0, str(REPO / "scripts"))
-import build as site_build  # noqa: E402
-
-CHROMIUM = os.environ.get("KCB_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("KCB_CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
-SHOTS = Path(os.environ.get("KCB_SCREENSHOTS", REPO / "results" / "screenshots"))
-PUBLISHED = Path(os.environ.get("KCB_PUBLISHED_RECORDS", REPO / "published" / "records"))
-PHONE = 400
-
-
-def _unavailable():
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (bash scripts/setup.sh installs it)"
-    for path, pkg in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not Path(path).is_file():
-            return f"{path} not found: apt-get install -y {pkg}"
-    return None
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """Synthetic records of every shape beside the published real ones."""
-    tmp = tmp_path_factory.mktemp("browser")
-    folders = [write_site_records(tmp / "synthetic"), PUBLISHED]
-    out = site_build.build(folders, tmp / "site").parent
-    return out, site_build.merge(folders)
-
-
-@pytest.fixture(scope="module")
-def published_site(tmp_path_factory):
-    """The published records alone, as the Pages workflow builds them."""
-    tmp = tmp_path_factory.mktemp("published")
-    assert site_build.main([str(PUBLISHED), "-o", str(tmp / "site"), "--strict"]) == 0
-    return tmp / "site", site_build.merge([PUBLISHED])
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    why = _unavailable()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run in CI: {why}")
-        pytest.skip(why)
-    import screenshot
-    driver = screenshot.driver(1500, 1100, tmp_path_factory.mktemp("profile"))
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def phone(browser):
-    """A 400 px wide phone viewport (a desktop window cannot be narrower than 500 px)."""
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": PHONE, "height": 860, "deviceScaleFactor": 1, "mobile": True})
-    yield browser
-    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-
-
-def _open(driver, path: Path, fragment: str = ""):
-    driver.get(path.as_uri() + fragment)
-    return driver
-
-
-def _console_errors(driver):
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def _shot(driver, name, full=False):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    if full:
-        w = driver.execute_script("return window.outerWidth")
-        h = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(w, min(int(h) + 140, 12000))
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-
-def _body_rows(driver):
-    from selenium.webdriver.common.by import By
-    return driver.find_elements(By.CSS_SELECTOR, "#board tbody tr")
-
-
-def _col(driver, key):
-    from selenium.webdriver.common.by import By
-    heads = driver.find_elements(By.CSS_SELECTOR, "#board thead th")
-    return next(i for i, th in enumerate(heads) if th.get_attribute("data-key") == key), heads
+from tests.site_browser import (_body_rows, _console_errors, _open, _shot,  # noqa: F401
+                                browser, published_site, site)
+from tests.site_records import XSS
 
 
 def test_overview_lists_every_record_without_console_errors(browser, site):
@@ -190,77 +97,6 @@ def test_the_downloads_have_one_row_per_record(browser, site):
     assert len(rows) == len(records) and {r["case_id"] for r in rows} == set(records)
     data = json.loads(Path(unquote(urlparse(links["JSON"]).path)).read_text())
     assert [r["case_id"] for r in data["rows"]] == [r["case_id"] for r in rows]
-
-
-def test_sorting_by_retention_reorders_rows_and_the_preset_sort_follows_the_sweep(browser, site):
-    from selenium.webdriver.common.by import By
-    out, _ = site
-    _open(browser, out / "index.html")
-    col, heads = _col(browser, "knowledge")
-    before = [r.get_attribute("data-model") + r.find_elements(By.TAG_NAME, "td")[0].text for r in _body_rows(browser)]
-    heads[col].find_element(By.TAG_NAME, "button").click()
-    rows = _body_rows(browser)
-    keys = [float(r.find_elements(By.CSS_SELECTOR, "th, td")[col].get_attribute("data-sort")) for r in rows]
-    after = [r.get_attribute("data-model") + r.find_elements(By.TAG_NAME, "td")[0].text for r in rows]
-    assert keys == sorted(keys, reverse=True)         # best retention first
-    assert after != before and sorted(after) == sorted(before)
-    assert heads[col].get_attribute("aria-sort") == "descending"
-    col, heads = _col(browser, "preset")
-    heads[col].find_element(By.TAG_NAME, "button").click()
-    presets = [r.find_elements(By.TAG_NAME, "td")[0].text.split()[0] for r in _body_rows(browser)]
-    assert presets.index("none") < presets.index("sparse-50") < presets.index("sparse-90") < presets.index("int8-dyn")
-    ranks = [int(r.find_elements(By.TAG_NAME, "td")[0].get_attribute("data-sort")) for r in _body_rows(browser)]
-    assert ranks == sorted(ranks)
-
-
-def test_the_address_restores_sort_search_and_filters(browser, site):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-    out, _ = site
-    _open(browser, out / "index.html")
-    Select(browser.find_element(By.CSS_SELECTOR, "select[data-filter='method']")).select_by_value("global-magnitude")
-    col, heads = _col(browser, "knowledge")
-    heads[col].find_element(By.TAG_NAME, "button").click()
-    heads[col].find_element(By.TAG_NAME, "button").click()          # ascending: worst first
-    search = browser.find_element(By.ID, "search")
-    search.send_keys("toy")
-    url = browser.current_url
-    assert "sort=knowledge" in url and "dir=asc" in url and "method=global-magnitude" in url and "q=toy" in url
-    expect = [r.text for r in _body_rows(browser) if r.is_displayed()]
-    browser.get("about:blank")
-    browser.get(url)                                                  # a shared link, reopened
-    assert Select(browser.find_element(By.CSS_SELECTOR, "select[data-filter='method']")
-                  ).first_selected_option.get_attribute("value") == "global-magnitude"
-    assert browser.find_element(By.ID, "search").get_attribute("value") == "toy"
-    col, heads = _col(browser, "knowledge")
-    assert heads[col].get_attribute("aria-sort") == "ascending"
-    shown = [r for r in _body_rows(browser) if r.is_displayed()]
-    assert [r.text for r in shown] == expect and 0 < len(shown) < len(_body_rows(browser))
-    assert {r.get_attribute("data-method") for r in shown} == {"global-magnitude"}
-    _shot(browser, "overview-restored-from-address")
-
-
-def test_a_phone_never_scrolls_sideways_and_keeps_the_table_header(phone, site):
-    from selenium.webdriver.common.by import By
-    out, _ = site
-    for page in ["index.html", "about.html", "models/toy.html", "models/smollm2-135m.html",
-                 "cases/toy__sparse-90__trex.html", "cases/toy__gptq-int4__trex.html"]:
-        _open(phone, out / page)
-        width = phone.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
-        assert width[0] <= width[1] == PHONE, (page, width)
-        for img in phone.find_elements(By.CSS_SELECTOR, "figure img"):
-            assert phone.execute_script("return arguments[0].getBoundingClientRect().right", img) <= width[1]
-    _open(phone, out / "index.html")
-    _shot(phone, "phone-top")
-    wrap = phone.find_element(By.CSS_SELECTOR, ".board-wrap")
-    phone.execute_script("arguments[0].scrollIntoView(); arguments[0].scrollTop = 400", wrap)
-    head = phone.find_element(By.CSS_SELECTOR, "#board thead th")
-    top = phone.execute_script("return [arguments[0].getBoundingClientRect().top, "
-                               "arguments[1].getBoundingClientRect().top]", head, wrap)
-    assert abs(top[0] - top[1]) < 2                   # the header stuck to the top of its box
-    _shot(phone, "phone-table-scrolled")
-    phone.execute_script("document.getElementById('plots').scrollIntoView()")
-    _shot(phone, "phone-plots")
 
 
 def test_the_ability_plot_is_drawn_from_the_published_records(browser, published_site):
