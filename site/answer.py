@@ -5,14 +5,15 @@
 
 A preset "saves" when its weights as stored are smaller than its baseline's (bytes, measured)
 or its main probe runs faster (latency at most board.FASTER of the baseline's, on the same
-probe). Unstructured pruning stored dense keeps every byte: those rows are never ranked; they
-are listed with what a sparse format would take, computed from their measured sparsity.
+probe and machine). A preset stored in the baseline's bytes runs the same dense matmuls, so a
+latency difference there is noise and it is never ranked: unstructured pruning stored dense is
+listed apart, with what a sparse format would take, computed from its measured sparsity.
 """
 from __future__ import annotations
 
 import math
 
-from board import FASTER, num
+from board import FASTER, SAME_BYTES, num
 
 # A preset must store at least 1 % fewer bytes than its baseline to count as smaller: the
 # byte counts are exact, so this only ignores rounding-size differences (e.g. a bias kept).
@@ -63,8 +64,10 @@ def answers(board):
                 continue          # nothing measured: shown as failed, never as an option
             smaller = (base is not None and base["weight_bytes"] and r["weight_bytes"]
                        and r["weight_bytes"] < SMALLER * base["weight_bytes"])
+            same = (base is not None and base["weight_bytes"] and r["weight_bytes"]
+                    and abs(r["weight_bytes"] / base["weight_bytes"] - 1) <= SAME_BYTES)
             speed = board.faster(r)
-            faster = speed is not None and speed >= 1 / FASTER
+            faster = speed is not None and speed >= 1 / FASTER and not same
             if not (smaller or faster):
                 if r["sparsity"] and r["sparsity"] > 0.001:
                     dense_pruned.append({"row": r, "sparse": r["sparse"]})

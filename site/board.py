@@ -35,6 +35,9 @@ METHOD_ORDER = ("none", "global-magnitude", "magnitude", "wanda", "sparsegpt", "
 # baseline's: records hold the mean of 5 rounds with no spread (benchmarks/latency.py), and
 # timings on a shared machine move by more than 10 % between runs.
 FASTER = 0.8
+# Stored within 1 % of the baseline's bytes, a preset runs the same dense matmuls (unstructured
+# zeros are multiplied like any weight): a latency difference is timing noise, never a saving.
+SAME_BYTES = 0.01
 
 
 def num(x):
@@ -240,12 +243,18 @@ class Board:
         return row, row["cells"][probe_key]
 
     def faster(self, row) -> float | None:
-        """Baseline latency / this row's, when both were measured on the same probe."""
+        """Baseline latency / this row's, when both were timed on the same probe on the same
+        kind of machine (device, CPU count, threads, platform); None otherwise."""
         base = self.baselines.get(row["model"])
         if not base or row["baseline"] or not row["latency"] or not base["latency"] \
                 or base["latency_probe"] != row["latency_probe"]:
             return None
-        return base["latency"] / row["latency"]
+        machine = [self._machine(r["cells"][r["latency_probe"]]["case_id"]) for r in (base, row)]
+        return base["latency"] / row["latency"] if machine[0] == machine[1] else None
+
+    def _machine(self, case_id):
+        env = self.records[case_id].get("environment") or {}
+        return tuple(str(env.get(k)) for k in ("device", "cpu_count", "torch_threads", "platform"))
 
 
 def _channel_bits(acc: float, k: int) -> float:

@@ -152,14 +152,20 @@ def test_the_answer_never_names_a_preset_that_saves_nothing():
     assert a["ranked"][0]["size"] == pytest.approx(0.3)
 
 
-def test_a_faster_preset_counts_only_well_beyond_timing_noise():
-    recs = [lama("m", "none", BASE), lama("m", "fast", ranks(28, 12), method="structured-rows"),
-            lama("m", "same", ranks(29, 11), method="structured-rows")]
-    recs[0]["latency"]["ms_per_example"] = 10.0
-    recs[1]["latency"]["ms_per_example"] = 5.0
-    recs[2]["latency"]["ms_per_example"] = 9.0       # 10 % faster: within noise
+def test_a_faster_preset_counts_only_beyond_timing_noise_and_never_at_the_same_bytes():
+    recs = [lama("m", "none", BASE, weight_bytes=1000),
+            lama("m", "fast", ranks(28, 12), method="structured-rows", weight_bytes=1200),
+            lama("m", "same", ranks(29, 11), method="structured-rows", weight_bytes=1300),
+            lama("m", "sparse-50", ranks(29, 11), sparsity=0.5, weight_bytes=1000),
+            lama("m", "other-machine", ranks(29, 11), method="structured-rows", weight_bytes=1400)]
+    for rec, ms in zip(recs, (10.0, 5.0, 9.0, 2.0, 2.0)):
+        rec["latency"]["ms_per_example"] = ms
+    recs[4]["environment"]["cpu_count"] = 64
+    # 10 % faster is within noise; dense zeros timed 5x faster are noise too (same matmuls);
+    # a latency from another machine is not compared
     (a,) = site_answer.answers(_board(recs))
     assert [(e["row"]["preset"], e["speed"]) for e in a["ranked"]] == [("fast", 2.0)]
+    assert [e["row"]["preset"] for e in a["dense_pruned"]] == ["sparse-50"]
 
 
 @pytest.mark.parametrize("points, crowned", [
