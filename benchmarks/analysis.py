@@ -127,7 +127,8 @@ def knowledge_summary(base: dict, comp: dict, relation_types_map: dict[str, str]
     from benchmarks.stats import bootstrap_kinds
     ci = bootstrap_kinds(list(pair.kinds), CI_LEVEL, resamples, seed)
     types = relation_types_map if relation_types_map is not None else relation_types(comp)
-    groups = {e["uid"]: e["group"] for e in comp["examples"]}
+    # ability examples have no relation: their task (the uid's first part) groups them
+    groups = {e["uid"]: e.get("group") or _subset(e["uid"]) for e in comp["examples"]}
     by_rel = _grouped(groups, b, c)
     for rel, row in by_rel.items():
         row["type"] = types.get(rel, "unknown")

@@ -165,7 +165,9 @@ def perplexity_ratio(base: dict, comp: dict, level: float = CI_LEVEL):
     def ratio(keys):
         tb = sum(b[k][1] for k in keys)
         tc = sum(c[k][1] for k in keys)
-        return math.exp(sum(c[k][0] for k in keys) / tc - sum(b[k][0] for k in keys) / tb)
+        # exp(mean NLL) is perplexity, so exp(NLL_b - NLL_c) = ppl_b / ppl_c: below 1 when
+        # the compressed model is more perplexed (lost something)
+        return math.exp(sum(b[k][0] for k in keys) / tb - sum(c[k][0] for k in keys) / tc)
     rng, values = random.Random(BOOTSTRAP_SEED), []
     for _ in range(BOOTSTRAP_RESAMPLES):
         values.append(ratio(rng.choices(shared, k=len(shared))))
@@ -285,6 +287,9 @@ def compare(base: dict | None, rec: dict, floor: float | None = None,
     verdict, reason = baseline_quality(base, out.paired, protocol)
     if verdict is None and out.paired is not None and out.retention is None:
         verdict, reason = "too-few-facts", "the baseline gets none of these right"
+    if verdict is None and out.retention is None and out.floor is not None:
+        # e.g. the open protocol on records scored before it existed: nothing to gate on
+        verdict, reason = "too-few-facts", f"no facts paired under the {protocol} protocol"
     if verdict:
         out.verdict, out.reason = verdict, reason
         return out

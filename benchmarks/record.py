@@ -178,7 +178,51 @@ EXAMPLE_FIELDS = {
 }
 EXAMPLE_OPTIONAL = {"gold": (_TEXT, _NONE), "prediction": (_TEXT, _NONE), "text": (_TEXT, _NONE),
                     "correct": bool, "choice": _INT, "choices": list, "negated_rank": _INT,
-                    "open": (dict, _NONE)}
+                    "open": (dict, _NONE), "group": _TEXT, "mode": _TEXT, "nll": _NUM,
+                    "tokens": _INT, "fact": _TEXT, "pattern": _INT}
+# A window's mean NLL per token beyond this overflows its perplexity (e^709.8 is the largest
+# float): such a value is not a measurement, and ratios of perplexities could not be taken.
+MAX_NLL = 700.0
+OPEN_FIELDS = {"correct": bool, "answer": (_TEXT, _NONE), "rank": (_INT, _NONE)}
+# probe.templates: relation -> what the probe asked with (the site shows labels and types).
+TEMPLATE_FIELDS = {"template": (_TEXT, _NONE), "causal_template": (_TEXT, _NONE),
+                   "type": (_TEXT, _NONE), "label": (_TEXT, _NONE)}
+
+
+def _check_probe_extras(probe: dict, source: str) -> None:
+    for rel, t in (probe.get("templates") or {}).items():
+        if not isinstance(t, dict):
+            raise RecordError(f"{source}: probe.templates.{rel} is not an object")
+        for key, want in TEMPLATE_FIELDS.items():
+            if key in t and not _is(t[key], want):
+                raise RecordError(f"{source}: field probe.templates.{rel}.{key} has the wrong type")
+    for rel, k in (probe.get("candidate_counts") or {}).items():
+        if not _is(k, _INT) or k < 1:
+            raise RecordError(f"{source}: probe.candidate_counts.{rel} must be a positive count")
+
+
+def _check_example(e: dict, i: int, kind: str, source: str) -> None:
+    for key, t in EXAMPLE_FIELDS[kind].items():
+        if key not in e or not _is(e[key], t):
+            raise RecordError(f"{source}: example {i} lacks a valid {key}")
+    for key, t in EXAMPLE_OPTIONAL.items():
+        if key in e and not _is(e[key], t):
+            raise RecordError(f"{source}: example {i} field {key} has the wrong type")
+    if "nll" in e and "tokens" in e and not (e["tokens"] >= 1 and 0 <= e["nll"] <= MAX_NLL * e["tokens"]):
+        raise RecordError(f"{source}: example {i} has nll {e['nll']!r} over {e['tokens']!r} tokens: "
+                          f"a window's NLL is 0 to {MAX_NLL} nats per token")
+    if "rank" in e and (not _is(e["rank"], _INT) or e["rank"] < 1):
+        raise RecordError(f"{source}: example {i} has rank {e['rank']!r} (ranks start at 1)")
+    if isinstance(e.get("open"), dict):
+        for key, want in OPEN_FIELDS.items():
+            if (key == "correct" and key not in e["open"]) or (key in e["open"] and not _is(e["open"][key], want)):
+                raise RecordError(f"{source}: example {i} field open.{key} has the wrong type or is missing")
+    # ParaRel (fact, pattern) and negated LAMA (negated_rank) examples are read per relation and
+    # per outcome: they carry a relation and a rank or a correct flag.
+    if ("fact" in e or "pattern" in e or "negated_rank" in e) and not (
+            "group" in e and ("rank" in e or "correct" in e)):
+        raise RecordError(f"{source}: example {i} has fact/pattern or negated_rank fields but "
+                          "lacks its group and rank")
 
 
 def _check_ok(record: dict, source: str) -> None:
@@ -208,21 +252,12 @@ def _check_ok(record: dict, source: str) -> None:
         for k, v in row.items():
             if k != "n" and not _is(v, (*_NUM, _NONE)):
                 raise RecordError(f"{source}: group {g}.{k} is not a number")
+    _check_probe_extras(record["probe"], source)
     seen = set()
-    want = EXAMPLE_FIELDS[kind]
     for i, e in enumerate(record["examples"]):
         if not isinstance(e, dict):
             raise RecordError(f"{source}: example {i} is not an object")
-        for key, t in want.items():
-            if key not in e or not _is(e[key], t):
-                raise RecordError(f"{source}: example {i} lacks a valid {key}")
-        for key, t in EXAMPLE_OPTIONAL.items():
-            if key in e and not _is(e[key], t):
-                raise RecordError(f"{source}: example {i} field {key} has the wrong type")
-        if kind == "lama" and e["rank"] < 1:
-            raise RecordError(f"{source}: example {i} has rank {e['rank']} (ranks start at 1)")
-        if isinstance(e.get("open"), dict) and not isinstance(e["open"].get("correct"), bool):
-            raise RecordError(f"{source}: example {i} field open.correct must be true or false")
+        _check_example(e, i, kind, source)
         if e["uid"] in seen:
             raise RecordError(f"{source}: example uid {e['uid']!r} repeats")
         seen.add(e["uid"])

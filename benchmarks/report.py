@@ -100,7 +100,14 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        summaries.append(knowledge_summary(base, comp, types))
+        try:
+            summaries.append(knowledge_summary(base, comp, types))
+        except ValueError as exc:   # e.g. perplexity: no per-fact outcomes to pair
+            print(f"note: {comp['case_id']}: {exc}; skipped", file=sys.stderr)
+    if not summaries:
+        print("error: no probe of this preset has per-fact outcomes paired with its baseline",
+              file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(summaries, indent=1, sort_keys=True))
     else:

@@ -1,12 +1,15 @@
 """Render the leaderboard: JSON records in, a static HTML site out (Jinja2, autoescaped).
 
-    python site/build.py results/records [more/records ...] -o results/site
+    python site/build.py results/records [more/records ...] -o results/site [--strict]
 
-Reads records only (never imports torch, compressors or probes). Several results folders
-merge; the latest record of a case (by timestamps.finished) wins. A record of an unknown schema
-stops the build with its file name. The site is built in a temporary folder beside OUT and swapped
-in only when every page and plot was written, so a failed build never leaves a partial site over
-a good one. OUT is replaced only if it is new, empty, or a site this tool built (marker file).
+Reads records only (never imports torch, compressors or probes). Several results folders merge
+(benchmarks/record.py: merge_folders): the latest ok record of a case wins, a newer failed run
+is shown beside it with both dates, and a file that fails validation is refused, listed on the
+front page and on stderr; the rest still build. With --strict the build still happens but the
+exit status is 3 when any file was refused (the Pages workflow uses it). The site is built in a
+temporary folder beside OUT and swapped in only when every page was written, so a failed build
+never leaves a partial site over a good one. OUT is replaced only if it is new, empty, or a
+site this tool built (marker file).
 """
 from __future__ import annotations
 
@@ -22,11 +25,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))   # `site` is not a package (the stdlib owns that name)
 sys.path.insert(0, str(HERE))
 
-from benchmarks.record import RecordError, read_latest  # noqa: E402
-from board import (Board, _channel_bits, error_text, knowledge_bits,  # noqa: E402,F401
-                   relation_types)
+from benchmarks.record import Merged, RecordError, merge_folders  # noqa: E402
+from board import Board, _channel_bits, error_text, knowledge_bits  # noqa: E402,F401
+from pages import context, model_links, reproduce  # noqa: E402,F401
+import filters  # noqa: E402
 
 MARKER = ".knowledge-cost-site"
+EXIT_REFUSED = 3
 
 
 class SiteError(ValueError):
@@ -34,65 +39,40 @@ class SiteError(ValueError):
 
 
 def merge(folders: list[Path]) -> dict[str, dict]:
-    """Latest record per case over several folders (benchmarks/record.py: read_latest)."""
-    return read_latest(folders)
+    """Latest record per case over several folders; a bad file raises (merge_all lists it)."""
+    return merge_folders([Path(f) for f in folders], strict=True).records
 
 
-# -- formatting filters -------------------------------------------------------------------
-def fmt_bytes(n):
-    if n is None:
-        return "–"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+def merge_all(folders: list[Path]) -> Merged:
+    return merge_folders([Path(f) for f in folders], strict=False)
 
 
-def fmt_num(x):
-    if x is None:
-        return "–"
-    x = float(x)
-    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.2f}" if abs(x) >= 10 else f"{x:.3f}"
+_ENV = []
 
 
-def fmt_p(p):
-    if p is None:
-        return "–"
-    return f"{p:.2g}" if p >= 0.001 else f"{p:.0e}"
+def _environment():
+    """One Jinja environment per process: templates compile once (it reloads a changed file)."""
+    if not _ENV:
+        from jinja2 import Environment, FileSystemLoader, select_autoescape
+        env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                          autoescape=select_autoescape(default=True, default_for_string=True))
+        filters.install(env)
+        _ENV.append(env)
+    return _ENV[0]
 
 
-def ret_class(r):
-    if r is None:
-        return "na"
-    return "good" if r >= 0.9 else "warn" if r >= 0.6 else "bad"
-
-
-def fmt_sort(x, missing=-1.0):
-    """A data-sort value: numbers as text, missing ones at a fixed end of the order."""
-    return f"{missing if x is None else x:.6g}"
-
-
-# -- the build ------------------------------------------------------------------------------
-def _environments(records):
-    envs = {}
-    for r in records.values():
-        key = tuple(sorted((k, str(v)) for k, v in r["environment"].items()))
-        envs.setdefault(key, []).append(r["case_id"])
-    return [{"env": dict(k), "n": len(v)} for k, v in sorted(envs.items())]
-
-
-def render(records: dict[str, dict], out: Path) -> None:
-    """Write every page, plot and static file of the site into ``out`` (an empty folder)."""
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
+def render(merged: Merged | dict, out: Path) -> None:
+    """Write every page, plot, download and static file of the site into ``out``."""
+    import export
     import plots
+    import relations
 
-    board = Board(records)
-    env = Environment(loader=FileSystemLoader(HERE / "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
-    env.filters.update(bytes=fmt_bytes, num=fmt_num, pval=fmt_p, retclass=ret_class,
-                       sortkey=fmt_sort, as_json=lambda v: json.dumps(v, sort_keys=True))
-    types = relation_types()
-    common = {"board": board, "n_records": len(records), "relation_types": types}
+    if not isinstance(merged, Merged):
+        merged = Merged(records=dict(merged))
+    records = merged.records
+    board = Board(records, merged.newer_errors)
+    env = _environment()
+    common = context(board, merged)
 
     def page(name, template, root, **kw):
         path = out / name
@@ -100,29 +80,27 @@ def render(records: dict[str, dict], out: Path) -> None:
         path.write_text(env.get_template(template).render(root=root, **common, **kw))
 
     figures = plots.render_all(board, out / "plots")
-    filters = {f: sorted({str(r[f]) for r in board.rows if r[f] is not None}, key=_natural)
-               for f in ("family", "arch", "method", "bits")}
-    page("index.html", "index.html", "", figures=figures, filters=filters)
-    has_ci = any(c.get("ci") for r in board.rows for c in r["cells"].values())
-    page("about.html", "about.html", "", has_ci=has_ci, environments=_environments(records),
-         git_shas=sorted({r["environment"].get("git_sha", "?") for r in records.values()}))
+    downloads = export.write(board, out)
+    page("index.html", "index.html", "", figures=figures, downloads=downloads)
+    page("about.html", "about.html", "")
     for key in board.models:
-        heats = {p: board.relation_heat(key, p) for p in board.probes["knowledge"]
-                 if any(r["cells"].get(p) for r in board.model_rows(key))}
+        probes = [p for p in board.probes["knowledge"]
+                  if any(r["cells"].get(p) for r in board.model_rows(key))]
+        heats = {p: relations.relation_heat(board, key, p) for p in probes}
+        info = {p: relations.relation_info(
+            board.records[r["cells"][p]["case_id"]] for r in board.model_rows(key)
+            if p in r["cells"]) for p in probes}
         page(f"models/{key}.html", "model.html", "../", model=board.models[key],
-             rows=board.model_rows(key), heats=heats)
+             rows=board.model_rows(key), heats=heats, rel_info=info)
     for case_id, rec in records.items():
-        row = next(r for r in board.rows
-                   if (r["model"], r["preset"]) == tuple(case_id.split("__")[:2]))
-        cell = row["cells"][case_id.split("__")[2]]
+        row, cell = board.cell(case_id)
         page(f"cases/{case_id}.html", "case.html", "../", rec=rec, row=row, cell=cell,
-             facts=board.facts(case_id), error=error_text(rec) if rec["status"] != "ok" else None)
+             facts=relations.facts(board, case_id), rel_info=relations.relation_info([rec]),
+             error=error_text(rec) if rec["status"] != "ok" else None,
+             newer=merged.newer_errors.get(case_id), command=reproduce(rec),
+             bits=knowledge_bits(rec) if rec["status"] == "ok" else None)
     for f in (HERE / "static").iterdir():
         shutil.copy(f, out / f.name)
-
-
-def _natural(s):
-    return (0, float(s), s) if s.replace(".", "", 1).isdigit() else (1, 0.0, s)
 
 
 OLD_SITE = {"index.html", "style.css"}   # what the first builder wrote (before the marker)
@@ -137,16 +115,18 @@ def _check_target(out: Path) -> None:
                         "nothing was changed. Give -o a new or empty folder.")
 
 
-def build(folders: list[Path], out: Path) -> Path:
-    records = merge([Path(f) for f in folders])
-    if not records:
-        raise RecordError(f"no records in {', '.join(map(str, folders))}: run the benchmark first")
+def build(folders: list[Path], out: Path, merged: Merged | None = None) -> Path:
+    merged = merged or merge_all(folders)
+    if not merged.records:
+        why = f" ({len(merged.refused)} refused: {merged.refused[0]})" if merged.refused else ""
+        raise RecordError(f"no usable records in {', '.join(map(str, folders))}{why}: run the "
+                          "benchmark first")
     out = Path(out).absolute()
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        render(records, tmp)
+        render(merged, tmp)
         (tmp / MARKER).write_text("built by site/build.py; safe to replace\n")
         os.chmod(tmp, 0o755)   # mkdtemp makes it private; a site is for reading
         _swap(tmp, out)
@@ -177,13 +157,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Build the knowledge-cost leaderboard from records.")
     ap.add_argument("results", nargs="+", type=Path, help="results folder(s) of JSON records")
     ap.add_argument("-o", "--out", type=Path, default=Path("results/site"))
+    ap.add_argument("--strict", action="store_true",
+                    help=f"exit {EXIT_REFUSED} when any record file was refused (the site is "
+                         "still built, listing them)")
     args = ap.parse_args(argv)
     try:
-        path = build(args.results, args.out)
-    except (RecordError, SiteError) as exc:
+        merged = merge_all(args.results)
+        for why in merged.refused:
+            print(f"refused: {why}", file=sys.stderr)
+        path = build(args.results, args.out, merged)
+    except (RecordError, SiteError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"leaderboard: {path}")
+    if merged.refused:
+        print(f"{len(merged.refused)} record file(s) refused (listed above and on the front page)",
+              file=sys.stderr)
+        if args.strict:
+            return EXIT_REFUSED
     return 0
 
 

@@ -1,9 +1,10 @@
 """Record schema: round trip, atomic writes, and errors that name the file and the field."""
 import json
+import re
 
 import pytest
 
-from benchmarks.record import (RecordError, SCHEMA, SCHEMA_VERSION, check_case_id, read_record,
+from benchmarks.record import (RecordError, SCHEMA, SCHEMA_VERSION, check_case_id, read_record, validate,
                                read_records, write_record)
 
 
@@ -77,3 +78,23 @@ def test_corrupt_file_names_the_file(tmp_path):
 def test_case_ids_cannot_escape_the_results_folder(bad):
     with pytest.raises(RecordError, match="invalid case id"):
         check_case_id(bad)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda r: r["probe"].update(templates={"P19": {"type": ["N-1"]}}), "probe.templates.P19.type"),
+    (lambda r: r["probe"].update(templates={"P19": "[X] was born in [Y]"}), "probe.templates.P19"),
+    (lambda r: r["probe"].update(candidate_counts={"P19": "8"}), "probe.candidate_counts.P19"),
+    (lambda r: r["examples"][0].update(fact=["f"]), "example 0 field fact"),
+    (lambda r: (r["probe"].update(kind="ability"), r["examples"][0].update(fact="f", pattern=1),
+                r["examples"][0].pop("group")), "lacks its group and rank"),
+    (lambda r: r["examples"][0].update(open={"answer": 3, "correct": True}), "open.answer"),
+    (lambda r: r["examples"][0].update(open={"answer": "x"}), "open.correct"),
+    (lambda r: r["examples"][0].update(nll=1e300, tokens=10), "nats per token"),
+    (lambda r: r["examples"][0].update(nll=-1.0, tokens=10), "nats per token"),
+])
+def test_fields_readers_use_inside_examples_and_templates_are_checked(edit, field):
+    """Each of these passed validation and then crashed a reader (tests/test_record_fuzz.py)."""
+    rec = make_record()
+    edit(rec)
+    with pytest.raises(RecordError, match=re.escape(field)):
+        validate(rec, "x.json")

