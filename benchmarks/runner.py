@@ -46,6 +46,7 @@ class Runner:
         self.floors = floors          # preset id -> floor, overriding benchmarks/matrix.py
         self._dense = None          # (model id, model, tokenizer, info)
         self._compressed = None     # (model id, preset id, model, effect)
+        self._dense_effect = None   # ((model id, id of the dense model), its `none` effect)
         self._baselines: dict = {}  # (model id, probe id) -> the baseline's record (dict)
         self._unavailable: dict = {}  # model id -> ModelUnavailable (asked once per session)
         self.summary: list[dict] = []
@@ -92,7 +93,11 @@ class Runner:
     def compressed(self, spec, preset):
         model, tok, info = self.dense(spec)
         if preset.id == "none":   # measures the dense model; changes nothing, copies nothing
-            return compress(model, "none", spec.family)
+            key = (spec.id, id(model))   # not the model itself: that would keep it alive
+            if self._dense_effect is None or self._dense_effect[0] != key:
+                # measured once per loaded model: the sizes and zero count of the same weights
+                self._dense_effect = (key, compress(model, "none", spec.family)[1])
+            return model, dict(self._dense_effect[1])
         if self._compressed is None or self._compressed[:2] != (spec.id, preset.id):
             self._compressed = None
             gc.collect()
