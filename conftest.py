@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
-# The plan after collection and a progress line per finished case (benchmarks/live.py).
-pytest_plugins = ["benchmarks.live"]
+# The plan after collection and a progress line per finished case (benchmarks/live.py); the
+# xdist scheduler that keeps a model's cases on one worker (benchmarks/scaleout.py).
+pytest_plugins = ["benchmarks.live", "benchmarks.scaleout"]
 
 
 def pytest_addoption(parser):

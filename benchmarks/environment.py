@@ -105,4 +105,5 @@ def environment(device: str) -> dict:
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name(0) if device != "cpu" and torch.cuda.is_available()
             else device,
-            "git_sha": git_sha(), "speed_ms": speed_ms()}
+            "git_sha": git_sha(), "speed_ms": speed_ms(),
+            "xdist_worker": os.environ.get("PYTEST_XDIST_WORKER")}

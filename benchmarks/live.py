@@ -13,18 +13,16 @@ line says what the letter would.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-_CASE = re.compile(r"::test_case\[([^\]]+)\]$")
 _STATE = pytest.StashKey[dict]()
 
 
 def case_id(nodeid: str) -> str | None:
-    m = _CASE.search(nodeid)
-    return m.group(1) if m else None
+    from benchmarks.scaleout import case_of_node
+    return case_of_node(nodeid)
 
 
 def _state(config) -> dict:

@@ -181,8 +181,7 @@ def table_for(results_dir: Path | None, device: str) -> tuple[dict, tuple]:
     if table.get("records"):
         sources.append(timings.DEFAULT.name)
     if results_dir is not None and Path(results_dir).is_dir():
-        from benchmarks.record import merge_folders
-        mine = [r for r in merge_folders([Path(results_dir)]).records
+        mine = [r for r in timings.read_folders([results_dir])
                 if (r.get("scoring") or {}).get("device", "cpu") == device]
         if mine:
             table = timings.merge(table, timings.from_records(mine))

@@ -28,6 +28,23 @@ def _speed(record: dict) -> float | None:
     return float(s) if isinstance(s, (int, float)) and s > 0 else None
 
 
+def _cpu_view(record: dict, speed_ms: float) -> dict:
+    """A copy of ``record`` whose wall times are its CPU seconds (see from_records)."""
+    import copy
+    r = copy.deepcopy(record)
+    lat = r["latency"]
+    k = lat["probe_cpu_s"] / lat["probe_wall_s"] if lat["probe_wall_s"] > 0 else 1.0
+    lat["probe_wall_s"] = lat["probe_cpu_s"]
+    lat["ms_per_example"] *= k
+    eff = r["preset"].get("effect") or {}
+    if isinstance(eff.get("compression_seconds"), (int, float)):
+        eff["compression_seconds"] *= k
+    if isinstance(r["model"].get("load_seconds"), (int, float)):
+        r["model"]["load_seconds"] *= k
+    r["environment"]["speed_ms"] = speed_ms
+    return r
+
+
 def latency_seconds(record: dict) -> float:
     """Wall time of a record's latency benchmark: its timed rounds and one warm-up."""
     lat = record["latency"]
@@ -35,10 +52,17 @@ def latency_seconds(record: dict) -> float:
     return (lat["rounds"] + 1) * lat["ms_per_example"] * rows / 1000
 
 
-def from_records(records: list[dict], about: str = "") -> dict:
-    """The table of ok CPU-or-same-device records (each scaled to the records' median speed;
-    records without a speed figure are taken as measured at that speed)."""
+def from_records(records: list[dict], about: str = "", cpu_speed_ms: float | None = None) -> dict:
+    """The table of ok records, each scaled to the records' median speed (records without a
+    speed figure are taken as measured at that speed).
+
+    ``cpu_speed_ms``: build it from the records' CPU seconds instead (latency.probe_cpu_s; the
+    other wall times scaled by each record's probe CPU / wall), as measured by a machine whose
+    speed figure is ``cpu_speed_ms``: the CPU time of the speed workload. On a loaded machine,
+    one-thread runs' CPU seconds are what a quiet core's wall time would be."""
     ok = [r for r in records if r.get("status") == "ok"]
+    if cpu_speed_ms:
+        ok = [_cpu_view(r, cpu_speed_ms) for r in ok if r["latency"].get("probe_cpu_s")]
     speeds = [s for s in map(_speed, ok) if s]
     ref = statistics.median(speeds) if speeds else None
     probe, latency, units, compress, load, params = {}, {}, {}, {}, {}, {}
@@ -107,6 +131,15 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
+def read_folders(folders) -> list[dict]:
+    """Every readable ok record in ``folders``, older runs of a case included (more timings);
+    files the validator refuses are left out."""
+    from benchmarks.record import merge_folders
+    merged = merge_folders([Path(f) for f in folders])
+    return [r for r in [*merged.records.values(), *(x for xs in merged.replaced.values() for x in xs)]
+            if r.get("status") == "ok"]
+
+
 def load_table(path: Path = DEFAULT) -> dict:
     if not path.is_file():
         return {"records": 0}
@@ -118,10 +151,13 @@ def main(argv=None) -> int:
     ap.add_argument("folders", nargs="+", type=Path)
     ap.add_argument("-o", "--out", type=Path, default=DEFAULT)
     ap.add_argument("--about", default="", help="the conditions: machine, load, date, command")
+    ap.add_argument("--cpu-speed-ms", type=float, default=None,
+                    help="use the records' CPU seconds, as on a machine of this speed figure "
+                         "(the CPU time of benchmarks/environment.py's speed workload)")
     args = ap.parse_args(argv)
-    from benchmarks.record import atomic_write_text, merge_folders
-    records = merge_folders(args.folders).records
-    table = from_records(records, args.about)
+    from benchmarks.record import atomic_write_text
+    records = read_folders(args.folders)
+    table = from_records(records, args.about, args.cpu_speed_ms)
     atomic_write_text(args.out, json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(f"{args.out}: {table['records']} records, speed {table['speed_ms']} ms")
     return 0

@@ -20,7 +20,7 @@ def test_a_failed_gate_prints_one_line_and_no_traceback(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "--models", "testbed", "-k",
          "testbed-llama and (none or sparse-90) and fact-trained", "--results-dir", str(tmp_path),
-         "--benchmark-disable", "-q", "-p", "no:cacheprovider", "-n", "2"],
+         "--benchmark-disable", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
     text = out.stdout + out.stderr
     assert out.returncode == 1, text[-3000:]                 # 1: a gate failure, not an error (6)
@@ -35,6 +35,10 @@ def test_a_failed_gate_prints_one_line_and_no_traceback(tmp_path):
     assert message.startswith("knowledge gate: ") and "0.9" in message and "p" in message, message
     for sign in ("Traceback", "raise GateFailure", "runner.py", "test_matrix.py:", "\nE  "):
         assert sign not in said, f"{sign!r} in the failure section:\n{said}"
+    # --dist loadgroup keeps a model's cases on one worker (benchmarks/scaleout.py)
+    from benchmarks.record import read_records
+    workers = {r["case_id"]: r["environment"]["xdist_worker"] for r in read_records(tmp_path)}
+    assert len(workers) == 2 and len(set(workers.values())) == 1, workers
     # under pytest-xdist the controller prints the plan and each case's progress line
     assert re.search(r"^plan: 2 case\(s\), about ", text, re.M), text[-3000:]
     assert re.search(rf"^\[#+\.*\] 2/2 \S+  {CASE}  [0-9.]+ facts/s  retention 0\.\d+  fail$", text,
