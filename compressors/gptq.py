@@ -27,7 +27,9 @@ from compressors import BackendUnavailable, CompressionError, Preset, ckpt_cache
 from compressors.calibration import calibration_batches
 from compressors.measure import weight_bytes
 
-INSTALL = "bash scripts/setup.sh (it installs gptqmodel, built for CPU, at its pin in pyproject.toml)"
+INSTALL = ("pip install --no-deps gptqmodel==7.7.0 defuser==0.0.28 device-smi==0.5.7 "
+           "logbar==0.4.15 pypcre==0.6.4 threadpoolctl==3.8.0 tokenicer==0.0.14 datasets==5.2.0 "
+           "dill==0.4.1 pillow")
 GROUP_SIZE = 128
 for bits in (8, 4, 3):
     register_preset(Preset(f"gptq-w{bits}", "gptq", bits=bits, default=False,

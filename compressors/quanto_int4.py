@@ -18,7 +18,7 @@ from compressors.bnb import module_bits
 from compressors.dynamic_int8 import linear_scope_as_linear
 from compressors.measure import weight_bytes
 
-INSTALL = "bash scripts/setup.sh (it installs optimum-quanto at its pin in pyproject.toml)"
+INSTALL = "pip install --no-deps optimum-quanto==0.2.7 ninja"
 BACKEND = ("optimum.quanto", INSTALL)
 
 register_preset(Preset("quanto-w4", "quanto", bits=4, default=False, backend=BACKEND,

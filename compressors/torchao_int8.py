@@ -15,7 +15,7 @@ from compressors.bnb import module_bits
 from compressors.dynamic_int8 import linear_scope_as_linear
 from compressors.measure import weight_bytes
 
-INSTALL = "bash scripts/setup.sh (it installs torchao at its pin in pyproject.toml)"
+INSTALL = "pip install --no-deps torchao==0.18.0"
 BACKEND = ("torchao", INSTALL)
 
 register_preset(Preset("ao-w8only", "torchao", bits=8, default=False, backend=BACKEND,

