@@ -6,7 +6,7 @@
     python scripts/pins.py narrow DEST           # the narrowed wheels, built or fetched once into DEST
     python scripts/pins.py requirements DEST     # core + setup extras, narrowed ones as DEST's wheels
 
-A *narrowed* package ([tool.knowledge-cost.narrowed] in pyproject.toml) is installed from a local
+A *narrowed* package ([tool.knowledge-cost-setup.narrowed] in pyproject.toml) is installed from a local
 wheel of the pinned release whose metadata drops (and may add) the requirements listed there, and
 whose version carries the local label ``kcb.<hash of that listing>``: pip's resolver then has
 nothing to complain about, and `pip list` shows the metadata is ours. Standard library only (it
@@ -56,16 +56,18 @@ def project(root: Path = ROOT) -> dict:
 
 
 def setup_table(cfg: dict) -> dict:
-    return cfg.get("tool", {}).get("knowledge-cost", {})
+    """[tool.knowledge-cost-setup]: the extras setup.sh installs, its build requirements, the
+    narrowed packages."""
+    return cfg.get("tool", {}).get("knowledge-cost-setup", {})
 
 
 def wanted(cfg: dict) -> list[str]:
     """Core dependencies and the extras setup.sh installs, in pyproject order."""
     extras = cfg["project"].get("optional-dependencies", {})
     out = list(cfg["project"]["dependencies"])
-    for name in setup_table(cfg).get("setup", {}).get("extras", []):
+    for name in setup_table(cfg).get("extras", []):
         if name not in extras:
-            raise PinError(f"[tool.knowledge-cost.setup] extras names {name!r}, which "
+            raise PinError(f"[tool.knowledge-cost-setup] extras names {name!r}, which "
                            "[project.optional-dependencies] does not define")
         out += extras[name]
     return out
@@ -267,7 +269,7 @@ def main(argv: list[str]) -> int:
         print(pin(cfg, args[0]))
         return 0
     if cmd == "build":
-        print("\n".join([pin(cfg, "torch"), *setup_table(cfg).get("setup", {}).get("build", [])]))
+        print("\n".join([pin(cfg, "torch"), *setup_table(cfg).get("build", [])]))
         return 0
     if cmd in ("narrow", "requirements") and len(args) == 1:
         dest = wheel_dir(Path(args[0]))

@@ -20,7 +20,7 @@ python -m pip install --quiet --upgrade pip
 #    what gptqmodel's sdist build needs (it builds against the installed torch).
 python scripts/pins.py build > .venv/build-requirements.txt
 python -m pip install --quiet -r .venv/build-requirements.txt
-# 2. The three narrowed packages (pyproject.toml, [tool.knowledge-cost.narrowed]): local wheels of
+# 2. The three narrowed packages (pyproject.toml, [tool.knowledge-cost-setup.narrowed]): local wheels of
 #    the pinned releases without the requirements we do not meet or need, built or fetched once
 #    per machine into the cache.
 WHEELS="${KCB_CACHE:-$HOME/.cache/knowledge-cost}/wheels"
