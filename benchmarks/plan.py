@@ -104,23 +104,39 @@ def _at(points, n: int) -> float:
     return fixed + per * n
 
 
+def _ratio(points, dense) -> float:
+    """A preset's cost against the dense model's line, at the preset's own largest n."""
+    n, s = max(points)
+    return s / _at(dense, n)
+
+
 def probe_seconds(table: dict, model: str, probe: str, preset: str, method: str, n: int):
-    """(seconds at the table's speed, basis) for probing ``n`` units; (None, 'none') unknown."""
+    """(seconds at the table's speed, basis) for probing ``n`` units; (None, 'none') unknown.
+
+    A preset measured at two sizes or more has its own line. Otherwise the dense model's line
+    (its fixed cost and its cost per unit) times what the preset costs against it: where it was
+    measured, on this model, else on other models (the same preset, else the same method)."""
     pts = table.get("probe", {})
     mine = pts.get(model, {}).get(probe, {})
-    if preset in mine:
-        return _at(mine[preset], n), "measured"
-    if "none" in mine:   # the dense rate, times what this preset costs elsewhere
-        ratios = [_at(pr[preset], pr[preset][-1][0]) / _at(pr["none"], pr[preset][-1][0])
-                  for m in pts.values() for pr in m.values() if preset in pr and "none" in pr]
+    own = mine.get(preset)
+    if own and (len({x for x, _ in own}) >= 2 or "none" not in mine or preset == "none"):
+        return _at(own, n), "measured"
+    if "none" in mine:
+        if own:
+            return _at(mine["none"], n) * _ratio(own, mine["none"]), "measured"
+        ratios = [_ratio(pr[preset], pr["none"]) for m in pts.values() for pr in m.values()
+                  if preset in pr and "none" in pr]
         if not ratios:
             from compressors import PRESETS
-            ratios = [_at(pr[p], pr[p][-1][0]) / _at(pr["none"], pr[p][-1][0])
-                      for m in pts.values() for pr in m.values() for p in pr
-                      if p != "none" and "none" in pr and p in PRESETS and PRESETS[p].method == method]
+            ratios = [_ratio(pr[p], pr["none"]) for m in pts.values() for pr in m.values()
+                      for p in pr if p != "none" and "none" in pr and p in PRESETS
+                      and PRESETS[p].method == method]
         return _at(mine["none"], n) * (statistics.median(ratios) if ratios else 1.0), "scaled"
     if mine:
         return statistics.median(_at(v, n) for v in mine.values()), "scaled"
+    kin = _kin_rate(pts.get(model, {}), probe)
+    if kin is not None:   # another probe of the same kind on this model, per unit
+        return kin * n, "scaled"
     params = table.get("params", {})
     others = [(m, d[probe]) for m, d in pts.items() if probe in d and m in params]
     if others and model in params:
@@ -128,6 +144,16 @@ def probe_seconds(table: dict, model: str, probe: str, preset: str, method: str,
         base = d.get(preset) or d.get("none") or next(iter(d.values()))
         return _at(base, n) * params[model] / params[m], "scaled"
     return None, "none"
+
+
+def _kin_rate(probes: dict, probe: str) -> float | None:
+    """Seconds per unit of this model's other probes of ``probe``'s kind (dense runs), median;
+    a rough guess for a probe never timed (what one fact or example costs varies by probe)."""
+    from probes import PROBES
+    kind = PROBES[probe].kind if probe in PROBES else None
+    rates = [_at(d["none"], max(d["none"])[0]) / max(d["none"])[0]
+             for pid, d in probes.items() if "none" in d and pid in PROBES and PROBES[pid].kind == kind]
+    return statistics.median(rates) if rates else None
 
 
 @dataclass
@@ -169,7 +195,8 @@ class Plan:
         if self.suggestion:
             limit, secs = self.suggestion
             out.append(f"  that is long: --limit {limit} (per relation / examples / windows) "
-                       f"would take about {duration(secs)}")
+                       f"would take about {duration(secs)}"
+                       + ("; narrow the selection too" if secs > SUGGEST_ABOVE_S else ""))
         out.append("  narrow it: --limit N, -k \"smollm2 and trex\", --presets none,sparse-50, "
                    "--probes trex,piqa; --collect-only prints this plan and runs nothing")
         return out
@@ -240,7 +267,7 @@ def make(cases, limits: dict, default_limit, lama_root, device: str = "cpu",
             if default_limit is not None and limit >= default_limit:
                 continue
             smaller = estimate(cases, {p: limit for p in per_probe}, lama_root, table, ratio, device)
+            plan.suggestion = (limit, smaller.total)   # the smallest, if none is short enough
             if smaller.total <= SUGGEST_ABOVE_S:
-                plan.suggestion = (limit, smaller.total)
                 break
     return plan

@@ -102,7 +102,10 @@ class Runner:
             self._compressed = None
             gc.collect()
             work = copy.deepcopy(model)
+            c0 = time.process_time()
             work, effect = compress(work, preset.id, spec.family, tokenizer=tok, model_info=info)
+            # CPU seconds beside compress()'s wall seconds: the plan's input on a loaded machine
+            effect = {**effect, "compression_cpu_seconds": round(time.process_time() - c0, 3)}
             self._compressed = (spec.id, preset.id, work, effect)
         return self._compressed[2], self._compressed[3]
 

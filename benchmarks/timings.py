@@ -37,7 +37,9 @@ def _cpu_view(record: dict, speed_ms: float) -> dict:
     lat["probe_wall_s"] = lat["probe_cpu_s"]
     lat["ms_per_example"] *= k
     eff = r["preset"].get("effect") or {}
-    if isinstance(eff.get("compression_seconds"), (int, float)):
+    if isinstance(eff.get("compression_cpu_seconds"), (int, float)):
+        eff["compression_seconds"] = eff["compression_cpu_seconds"]
+    elif isinstance(eff.get("compression_seconds"), (int, float)):
         eff["compression_seconds"] *= k
     if isinstance(r["model"].get("load_seconds"), (int, float)):
         r["model"]["load_seconds"] *= k

@@ -66,6 +66,15 @@ def test_unmeasured_preset_is_the_dense_rate_times_its_cost_elsewhere():
     assert planmod.probe_seconds(table, "c", "trex", "none", "none", 10) == (None, "none")
 
 
+def test_a_preset_measured_small_follows_the_dense_line_not_a_proportion():
+    """ConceptNet's cost is mostly fixed (ranking the whole subset's objects): a preset measured
+    on 34 facts must not be scaled x146/34 to 146 facts."""
+    table = timings.from_records([_rec(n=34, wall=6.7), _rec(n=146, wall=11.4),
+                                  _rec(preset="int8-dyn", n=34, wall=15.5)])
+    secs, basis = planmod.probe_seconds(table, "m", "trex", "int8-dyn", "dynamic-int8", 146)
+    assert basis == "measured" and secs == pytest.approx(11.4 * 15.5 / 6.7)
+
+
 def _cases(models, presets, probes):
     return cases(select_models(models), select_presets(presets), select_probes(probes))
 
@@ -128,3 +137,10 @@ def test_limits_option_reads_probe_limits():
         parse_limits("trex=0")
     with pytest.raises(KeyError, match="unknown probe 'trexx'"):
         parse_limits("trexx=3")
+
+
+def test_the_main_job_limits_every_probe_it_asks_and_nothing_else():
+    from probes import PROBES
+    from benchmarks.matrix import MAIN_LIMITS
+    assert set(MAIN_LIMITS) == {p.id for p in PROBES.values() if p.default}
+    assert parse_limits("main") == MAIN_LIMITS
