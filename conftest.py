@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
+# The plan after collection and a progress line per finished case (benchmarks/live.py); the
+# xdist scheduler that keeps a model's cases on one worker (benchmarks/scaleout.py).
+pytest_plugins = ["benchmarks.live", "benchmarks.scaleout"]
 
 
 def pytest_addoption(parser):
@@ -43,6 +46,9 @@ def pytest_addoption(parser):
     g.addoption("--presets", default="all",
                 help="all | default (the main job's subset) | comma-separated preset ids "
                      "(default: all)")
+    g.addoption("--limits", default=None, metavar="PROBE=N,...",
+                help="per-probe limits over --limit, e.g. trex=10,piqa=100,conceptnet=all; `main`: "
+                     "the main job's (benchmarks/matrix.py MAIN_LIMITS)")
     g.addoption("--batch-size", type=int, default=None, metavar="N",
                 help="facts per LAMA chunk and lm-eval's batch size (default: each probe's own: "
                      "LAMA 64, lm-eval by vocabulary size). Scores do not depend on it; models "
@@ -112,6 +118,8 @@ def _check_options(config):
         if value is not None and value < 1:
             raise pytest.UsageError(f"{opt} {value}: must be a positive whole number "
                                     f"({'facts per relation, examples or windows' if opt == '--limit' else 'rows per pass'})")
+    _check_limits(config)
+    _forced_floors()
     device = config.getoption("--device")
     import re
     if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
@@ -121,6 +129,14 @@ def _check_options(config):
         parse_shard(config.getoption("--shard"))
     except ShardError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _check_limits(config):
+    from benchmarks.matrix import parse_limits
+    try:
+        parse_limits(config.getoption("--limits"))
+    except (KeyError, ValueError) as exc:
+        raise pytest.UsageError(f"--limits: {exc.args[0]}") from None
 
 
 @pytest.hookimpl(tryfirst=True)   # before -m deselects
@@ -233,12 +249,26 @@ def runner(request):
     _check_writable(results)
     r = Runner(getattr(config, "_kcb_lama_root", None), results, config.getoption("--limit"),
                device, batch_size=config.getoption("--batch-size"),
-               protocol=config.getoption("--gate-protocol") or "lenient")
+               protocol=config.getoption("--gate-protocol") or "lenient", floors=_forced_floors())
+    from benchmarks.matrix import parse_limits
+    r.limits = parse_limits(config.getoption("--limits"))
     r.resume = config.getoption("--resume")
     r.update_baselines = config.getoption("--update-baselines")
     r.baselines_dir = config.getoption("--baselines-dir")
     config._kcb_runner = r
     return r
+
+
+def _forced_floors() -> dict | None:
+    """$KCB_FLOORS, e.g. "sparse-90=0.9": floors replacing benchmarks/matrix.py's for these presets
+    in this run (tests force a gate failure with it; not for results you publish)."""
+    text = os.environ.get("KCB_FLOORS")
+    if not text:
+        return None
+    try:
+        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise pytest.UsageError(f"KCB_FLOORS={text!r}: expected preset=floor,...") from None
 
 
 def _check_writable(folder: Path) -> None:

@@ -1,6 +1,7 @@
 """Where a case ran: package versions, device, threads, git commit; and a peak-memory sampler.
 
     env = environment("cpu")             # the record's ``environment`` field
+    speed_ms()                           # this machine's speed now (a fixed matmul workload)
     with PeakRSS() as mem: ...; mem.peak # bytes, sampled every 20 ms
 """
 from __future__ import annotations
@@ -63,6 +64,33 @@ def git_sha() -> str:
         return "unknown"
 
 
+_SPEED: list[float] = []
+
+
+def speed_ms(fresh: bool = False) -> float:
+    """Milliseconds of a fixed fp32 workload at this process's torch thread count: 4 products of
+    a (128 x 576) by a (576 x 1536) matrix (SmolLM2's width and MLP width: the shape of the
+    suite's own work), median of 5 samples after a warm-up: 0.9 GFLOP, under a second even on a
+    loaded 2-core machine (170 ms a sample at load 13 there). Records carry
+    it, so timings taken under other load or on another machine can be compared
+    (benchmarks/plan.py scales them by the ratio). Measured once per process unless ``fresh``."""
+    if _SPEED and not fresh:
+        return _SPEED[0]
+    import time
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(128, 576, generator=g), torch.randn(576, 1536, generator=g)
+    samples = []
+    for i in range(6):
+        t0 = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b)
+        if i:   # the first is the warm-up
+            samples.append(1000 * (time.perf_counter() - t0))
+    value = round(sorted(samples)[len(samples) // 2], 3)
+    _SPEED[:] = [value]
+    return value
+
+
 def environment(device: str) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -77,4 +105,5 @@ def environment(device: str) -> dict:
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name(0) if device != "cpu" and torch.cuda.is_available()
             else device,
-            "git_sha": git_sha()}
+            "git_sha": git_sha(), "speed_ms": speed_ms(),
+            "xdist_worker": os.environ.get("PYTEST_XDIST_WORKER")}

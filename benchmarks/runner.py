@@ -41,10 +41,12 @@ class Runner:
                  floors: dict | None = None):
         self.lama_root, self.results_dir = lama_root, Path(results_dir)
         self.limit, self.device, self.batch_size = limit, device, batch_size
+        self.limits: dict[str, int | None] = {}   # probe id -> its own limit (--limits), else limit
         self.protocol = protocol
         self.floors = floors          # preset id -> floor, overriding benchmarks/matrix.py
         self._dense = None          # (model id, model, tokenizer, info)
         self._compressed = None     # (model id, preset id, model, effect)
+        self._dense_effect = None   # ((model id, id of the dense model), its `none` effect)
         self._baselines: dict = {}  # (model id, probe id) -> the baseline's record (dict)
         self._unavailable: dict = {}  # model id -> ModelUnavailable (asked once per session)
         self.summary: list[dict] = []
@@ -61,6 +63,10 @@ class Runner:
         return {"requested_batch_size": self.batch_size, "dtype": LOAD_DTYPE,
                 "torch_threads": torch.get_num_threads(), "device": self.device}
 
+    def limit_for(self, probe) -> int | None:
+        """The limit this run applies to ``probe``: its own (--limits) or the run's (--limit)."""
+        return self.limits.get(probe.id, self.limit)
+
     def floor(self, case) -> float | None:
         if self.floors is not None and case.preset.id in self.floors:
             return self.floors[case.preset.id] if case.probe.kind in derive.GATED else None
@@ -73,36 +79,46 @@ class Runner:
         if self._dense is None or self._dense[0] != spec.id:
             self._dense = self._compressed = None
             gc.collect()
+            t0 = time.perf_counter()
             try:
                 model, tok, info = model_registry.load(spec, self.device)
             except model_registry.ModelUnavailable as exc:
                 self._unavailable[spec.id] = exc
                 raise
+            # what loading cost this session (a first GGUF conversion included): the plan's input
+            info = {**info, "load_seconds": round(time.perf_counter() - t0, 3)}
             self._dense = (spec.id, model, tok, info)
         return self._dense[1:]
 
     def compressed(self, spec, preset):
         model, tok, info = self.dense(spec)
         if preset.id == "none":   # measures the dense model; changes nothing, copies nothing
-            return compress(model, "none", spec.family)
+            key = (spec.id, id(model))   # not the model itself: that would keep it alive
+            if self._dense_effect is None or self._dense_effect[0] != key:
+                # measured once per loaded model: the sizes and zero count of the same weights
+                self._dense_effect = (key, compress(model, "none", spec.family)[1])
+            return model, dict(self._dense_effect[1])
         if self._compressed is None or self._compressed[:2] != (spec.id, preset.id):
             self._compressed = None
             gc.collect()
             # A checkpoint preset loads its own model from disk and only reads the dense one
             # (compressors/checkpoint.py): nothing to copy.
             work = model if preset.method == "checkpoint" else copy.deepcopy(model)
+            c0 = time.process_time()
             work, effect = compress(work, preset.id, spec.family, tokenizer=tok, model_info=info)
+            # CPU seconds beside compress()'s wall seconds: the plan's input on a loaded machine
+            effect = {**effect, "compression_cpu_seconds": round(time.process_time() - c0, 3)}
             self._compressed = (spec.id, preset.id, work, effect)
         return self._compressed[2], self._compressed[3]
 
     def _score(self, model, spec, probe):
         tok = self._dense[2]
-        return probe.score(model, tok, spec.family, self.lama_root, limit=self.limit,
+        return probe.score(model, tok, spec.family, self.lama_root, limit=self.limit_for(probe),
                            batch_size=self.batch_size)
 
     def _probe_fields(self, probe) -> dict:
         return {"id": probe.id, "kind": probe.kind, "version": probe.scorer_version(),
-                "limit": self.limit, "main_metric": probe.main_metric}
+                "limit": self.limit_for(probe), "main_metric": probe.main_metric}
 
     def _view(self, case_id, info, probe, result) -> dict:
         """The fields derive.compare reads, for a probe result not (yet) written as a record."""
@@ -139,23 +155,25 @@ class Runner:
         self._phase = "compress"
         model, effect = self.compressed(spec, preset)
         self._phase = "probe"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with PeakRSS() as mem:
             if torch.cuda.is_available() and self.device != "cpu":
                 torch.cuda.reset_peak_memory_stats()
             result = self._score(model, spec, probe)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         view = self._view(case.id, info, probe, result)
         base = view if preset.id == "none" else self.baseline(spec, probe)
         if preset.id == "none":
             self._baselines[(spec.id, probe.id)] = view
         comparison = derive.compare(base, view, self.floor(case), self.protocol)
         self._phase = "latency"
-        texts = result.workload or [e["text"] for e in result.examples[:latency.LATENCY_BATCH]]
+        texts = result.workload or [e["text"] for e in result.examples[:latency.ROWS]]
         fn, shape = latency.workload(model, tok, spec.family, texts)
         benchmark.extra_info["case_id"] = case.id
         timing = latency.measure(benchmark, fn, shape)
-        timing.update(probe_wall_s=round(wall, 3), facts_per_s=result.n / wall)
+        # CPU seconds beside wall: on a loaded machine they say what the probe itself cost
+        timing.update(probe_wall_s=round(wall, 3), probe_cpu_s=round(cpu, 3),
+                      facts_per_s=result.n / wall)
         self._phase = "record"
         record = ok_record(
             case_id=case.id, model=info, effect=effect, result=result,
@@ -183,7 +201,13 @@ class Runner:
                              # lm-eval reports no stderr for one example: print nan
                              "stderr": float("nan") if main.get("stderr") is None else main["stderr"],
                              "retention": comparison.retention,
-                             "verdict": record["gate"]["verdict"] + note, "n": record["n"]})
+                             "verdict": record["gate"]["verdict"] + note, "n": record["n"],
+                             "facts_per_s": record["latency"].get("facts_per_s"),
+                             "kind": case.probe.kind})
+
+    def row(self, case_id: str) -> dict | None:
+        """This session's summary row of a case, if it has one (the progress line reads it)."""
+        return next((r for r in reversed(self.summary) if r["case_id"] == case_id), None)
 
     def _check_committed(self, case, record):
         """Against benchmarks/baselines/<case>.json, if the case has one (benchmarks/regression.py)."""
@@ -236,7 +260,7 @@ class Runner:
             error={"type": type(exc).__name__, "message": message[:4000], "phase": phase},
             preset={"id": preset.id, "method": preset.method, "params": preset.params,
                     "bits": preset.bits},
-            probe={"id": probe.id, "kind": probe.kind, "limit": self.limit},
+            probe={"id": probe.id, "kind": probe.kind, "limit": self.limit_for(probe)},
             environment=self.env, started=started, finished=now())
 
     # -- resume --------------------------------------------------------------------------------

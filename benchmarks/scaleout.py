@@ -3,6 +3,7 @@
 
     pytest benchmarks --shard 2/8 --results-dir results/shard-2     # one machine of eight
     pytest benchmarks -n 2 --dist loadgroup                         # two workers, one model each
+    (a pytest plugin, registered by conftest.py: its scheduler keeps a model's cases on one worker)
 
 A shard is a set of whole *units*: a model with all its cases, so a machine loads a model once
 and compresses each preset once. When there are fewer models than shards, the unit becomes
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+
+import pytest
 
 
 class ShardError(ValueError):
@@ -57,7 +60,39 @@ def assign(cases, n_shards: int) -> dict[str, int]:
 
 def xdist_group(case) -> str:
     """The pytest-xdist group of a case (with --dist loadgroup, a group runs on one worker)."""
-    return case.model.id
+    return group_of(case.id)
+
+
+def group_of(case_id: str) -> str:
+    """The group of a case id: its model (<model>__<preset>__<probe>)."""
+    return case_id.split("__", 1)[0]
+
+
+_CASE_NODE = re.compile(r"::test_case\[([^\]]+)\](?:@[^\]]*)?$")
+
+
+def case_of_node(nodeid: str) -> str | None:
+    """The case id of a pytest node id (xdist may append '@<group>'), or None."""
+    m = _CASE_NODE.search(nodeid)
+    return m.group(1) if m else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` grouped by the case's model, read from the node id. pytest-xdist 3.8
+    groups by a suffix it writes into ``item._nodeid``, which pytest 9.2 no longer reads (a node
+    keeps its id in ``_id``): every case then ran on whichever worker was free, each worker
+    loading and compressing every model (seen: `-n 2` ran one testbed model's two cases on gw0
+    and gw1). Other tests keep xdist's own loadgroup scopes."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class CaseGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            case = case_of_node(nodeid)
+            return f"model:{group_of(case)}" if case else super()._split_scope(nodeid)
+    return CaseGroupScheduling(config, log)
 
 
 def worker_device(device: str, worker: str | None = None, n_gpus: int | None = None) -> str:

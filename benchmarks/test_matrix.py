@@ -9,7 +9,16 @@ from benchmarks.runner import GateFailure
 from compressors import BackendUnavailable, unavailable_reason
 
 
-def test_case(case, runner, benchmark):
+def test_case(case, runner, benchmark, request):
+    try:
+        _run(case, runner, benchmark)
+    finally:   # the progress line (benchmarks/live.py) reads the summary row from the report
+        row = runner.row(case.id)
+        if row is not None:
+            request.node.user_properties.append(("kcb_row", row))
+
+
+def _run(case, runner, benchmark):
     runner.skip_if_resumed(case)
     reason = unavailable_reason(case.preset, runner.device)   # before loading anything
     if reason:
@@ -24,5 +33,11 @@ def test_case(case, runner, benchmark):
                 runner.run(case, benchmark)
             except BackendUnavailable as exc:   # pytest.skip is a BaseException: no error record
                 pytest.skip(str(exc))
-    except GateFailure as exc:   # a finding, not a crash: one line, no traceback
-        pytest.fail(f"knowledge gate: {exc}", pytrace=False)
+    except GateFailure as exc:
+        finding = str(exc)
+    else:
+        return
+    # A finding, not a crash: its one line, no traceback. Raised outside the except block, or
+    # pytest would also print the GateFailure it was handling ("During handling of the above
+    # exception, another exception occurred").
+    pytest.fail(f"knowledge gate: {finding}", pytrace=False)

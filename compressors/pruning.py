@@ -2,8 +2,13 @@
 
     compress(model, "sparse-50", family)   # 50% of linear weights zeroed, smallest |w| first
 
-One threshold over all linear layers together (torch.nn.utils.prune.global_unstructured),
-output head and embeddings excluded; masks are made permanent so the zeros are real.
+One threshold over all linear layers together, output head and embeddings excluded; the zeros
+are real (no masks or hooks are left behind). The result is bit for bit what
+torch.nn.utils.prune.global_unstructured(L1Unstructured) followed by prune.remove gives
+(tests/test_compressors_pruning.py checks it, ties at the threshold included), without its cost:
+on SmolLM2 (106M weights) that path took 26 s on one thread, 14 s of it sorting the 53M
+smallest magnitudes (topk sorted=True) and 7 s in boolean gathers over an all-ones default mask.
+The same ``topk`` call unsorted selects the same set (ATen sorts only after its selection).
 """
 from __future__ import annotations
 
@@ -27,17 +32,31 @@ def apply_global_magnitude(model: torch.nn.Module, preset: Preset, family: str) 
     if not modules:
         raise CompressionError(f"{preset.id}: the model has no linear layers to prune")
     before, _, _ = sparsity(modules)
-    params = [(m, "weight") for m in modules.values()]
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured,
-                              amount=preset.params["amount"])
-    for module, name in params:
-        prune.remove(module, name)   # bake the mask into the weight: zeros become real
+    if any(hasattr(m, "weight_orig") for m in modules.values()):
+        raise CompressionError(f"{preset.id}: the model carries torch.nn.utils.prune masks "
+                               "already; prune a fresh copy")
+    weights = [m.weight for m in modules.values()]
+    with torch.no_grad():
+        # as prune.L1Unstructured.compute_mask: the k smallest |w| of the flattened weights, in
+        # module order, k = round(amount * n); prune.remove bakes weight * float mask (-w*0 = -0.0)
+        scores = torch.cat([w.detach().reshape(-1) for w in weights]).abs_()
+        prune._validate_pruning_amount(preset.params["amount"], scores.numel())
+        k = prune._compute_nparams_toprune(preset.params["amount"], scores.numel())
+        mask = torch.ones_like(scores)
+        if k:
+            mask[torch.topk(scores, k=k, largest=False, sorted=False).indices] = 0
+        del scores
+        offset = 0
+        for w in weights:
+            w.mul_(mask[offset:offset + w.numel()].view_as(w))
+            offset += w.numel()
     after, zeros, total = sparsity(modules)
     target = preset.params["amount"]
     if abs(after - target) > TOLERANCE:
         raise CompressionError(
             f"{preset.id}: measured sparsity {after:.4f} is not the target {target:.2f}")
-    return {"changed": after > before, "backend": f"torch.nn.utils.prune (torch {torch.__version__})",
+    return {"changed": after > before, "backend": f"global L1 magnitude as torch.nn.utils.prune "
+            f"(torch {torch.__version__})",
             "sparsity": round(after, 6), "sparsity_before": round(before, 6),
             "zeros": zeros, "params_in_scope": total, "modules_pruned": len(modules),
             "bits": None, "quantized_modules": 0, "weight_bytes": weight_bytes(model)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.runner import _PeakRSS
+from benchmarks.environment import PeakRSS
 from probes.lama import _head, score_subset
 from probes.lama_data import SLOT, load_subset
 
@@ -110,7 +110,7 @@ def test_probe(benchmark, perf_model, prompts, lama_root, figures, subset, reque
     model, tok = perf_model
     facts, _ = prompts[subset]
     limit = request.config.getoption("--perf-limit")
-    with _PeakRSS() as mem:
+    with PeakRSS() as mem:
         rate = _timed(benchmark, lambda: score_subset(model, tok, "causal", lama_root, subset,
                                                       limit=limit, batch_size=BATCH),
                       len(facts), figures, (subset, "probe"), request.config.getoption("--perf-rounds"))

@@ -162,3 +162,41 @@ def test_calibrated_pruning_is_cached_and_reused(preset):
     assert third["cache_hit"] is False and third["sparsity"] == first["sparsity"]
     for (name, a), (_, b) in zip(model.state_dict().items(), healed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+
+def _torch_global_prune(model, amount):
+    """The reference: torch.nn.utils.prune's global L1 pruning, masks made permanent."""
+    from torch.nn.utils import prune
+    params = [(m, "weight") for m in linear_modules(model).values()]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    for module, name in params:
+        prune.remove(module, name)
+
+
+def _bits(model):
+    """The weights as raw bits: -0.0 and 0.0 differ, as they would in a checksum."""
+    return {k: v.detach().clone().view(torch.int32) for k, v in model.state_dict().items()
+            if v.dtype == torch.float32}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("pct", [10, 50, 90])
+def test_global_magnitude_is_bit_for_bit_torch_prune(family, pct):
+    model, _ = build(family, width=64)
+    with torch.no_grad():   # 129 levels per tensor, as a dequantized GGUF: many ties
+        for m in linear_modules(model).values():
+            step = m.weight.abs().max() / 64
+            m.weight.copy_((m.weight / step).round() * step)
+        scores = torch.cat([m.weight.reshape(-1) for m in linear_modules(model).values()]).abs()
+    kth = scores.kthvalue(round(pct / 100 * scores.numel())).values
+    assert (scores == kth).sum() > 10   # the threshold falls inside a run of tied weights
+    ref = copy.deepcopy(model)
+    _torch_global_prune(ref, pct / 100)
+    compress(model, f"sparse-{pct}", family)
+    ours, theirs = _bits(model), _bits(ref)
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        assert torch.equal(ours[k], theirs[k]), k
+    assert not any(hasattr(m, "weight_orig") or m._forward_pre_hooks
+                   for m in linear_modules(model).values())

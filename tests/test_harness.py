@@ -105,6 +105,9 @@ def test_ability_and_perplexity_records_through_the_runner(tmp_path):
          "--results-dir", str(tmp_path), "--benchmark-disable", "-p", "no:cacheprovider"],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # the plan after collection, and one progress line per case (benchmarks/live.py)
+    assert "plan: 4 case(s), about" in out.stdout
+    assert sum(" tiny-causal__" in l and "/s  retention" in l for l in out.stdout.splitlines()) == 4
     recs = {r["case_id"]: r for r in read_records(tmp_path)}
     assert len(recs) == 4
     piqa, base = recs["tiny-causal__sparse-50__piqa"], recs["tiny-causal__none__piqa"]
@@ -116,15 +119,16 @@ def test_ability_and_perplexity_records_through_the_runner(tmp_path):
     assert piqa["gate"]["floor"] is None and piqa["gate"]["verdict"] == "too-few-facts"   # 3 examples: recorded, never summarised
     assert piqa["gate"]["facts_lost"] == sum(b and not c for b, c in flips)
     assert piqa["gate"]["facts_gained"] == sum(c and not b for b, c in flips)
-    assert piqa["latency"]["workload"] == "one forward pass over 3 prompts of this probe, right-padded"
+    assert piqa["latency"]["workload"].startswith("one forward pass over 3 prompts of this probe, each cut to")
     shape = piqa["latency"]["workload_shape"]   # what was timed: one right-padded batch of 3 prompts
     assert shape["rows"] == 3 and shape["padding_side"] == "right" and shape["attention_mask"]
-    assert shape["tokens"] + shape["padded_tokens"] == 3 * shape["max_tokens"]
+    assert shape["tokens"] + shape["padded_tokens"] == 3 * shape["max_tokens"] <= 3 * 16
     assert piqa["scoring"]["policy"] == "lm-eval batch 32"   # batch_size_for(tiny)
     ppl = recs["tiny-causal__sparse-50__wikitext-2"]
     assert ppl["probe"]["kind"] == "perplexity" and ppl["probe"]["version"] == "perplexity-2"
-    assert ppl["gate"] == {"floor": None, "verdict": "recorded",
-                           "baseline_case": "tiny-causal__none__wikitext-2"}
+    assert {k: ppl["gate"][k] for k in ("floor", "verdict", "baseline_case")} == {
+        "floor": None, "verdict": "recorded", "baseline_case": "tiny-causal__none__wikitext-2"}
+    assert ppl["gate"]["facts_lost"] is None and 0 < ppl["gate"]["retention"]   # windows: no flips
     assert ppl["n"] == 3 and ppl["probe"]["tokens_scored"] == sum(e["tokens"] for e in ppl["examples"])
     assert ppl["metrics"]["perplexity"]["value"] > 1 and not ppl["metrics"]["perplexity"]["higher_is_better"]
 
