@@ -38,6 +38,7 @@ import torch
 
 from probes.callscope import call_scoped
 from probes.lama_data import SLOT, Fact, load_subset
+from probes.lama_exact import head_logp
 from probes.lama_open import open_answers
 from probes.result import ProbeResult, run_fields
 
@@ -93,16 +94,6 @@ def _batches(lengths: list[int], cap: int, call_cost: int = CALL_COST_TOKENS) ->
 
 
 # ------------------------------------------------------------------------------ causal LMs
-def _head(model, hidden):
-    """Vocabulary log-probs for the hidden states given (P, H) -> (P, V): the head is applied
-    only where a row is needed (with Gemma's 262k-token vocabulary it costs as much as the model)."""
-    logits = model.get_output_embeddings()(hidden)
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return torch.log_softmax(logits.float(), dim=-1)
-
-
 def _causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id: int):
     """Plain path (no KV cache): right-padded batch; log-prob rows at the requested positions.
 
@@ -230,7 +221,7 @@ class _PromptCache:
                         use_cache=True)
         self.cache = out.cache
         last = torch.tensor([w for w in self.where])
-        self.slot = _head(model, out.last_hidden_state[last[:, 0], last[:, 1]])       # (N, V)
+        self.slot = head_logp(model, out.last_hidden_state[last[:, 0], last[:, 1]])       # (N, V)
 
     def _mask(self, q_seg, q_pos, kv_seg, kv_pos):
         def one(window):
@@ -300,7 +291,7 @@ class _PromptCache:
                            use_cache=True).last_hidden_state                 # (n, width, H)
         rr = [r for _, r, col, want in spans for _ in want]
         cc = [col + j for _, r, col, want in spans for j in want]
-        logp = torch.split(_head(self.model, hidden[rr, cc]), [len(want) for *_, want in spans])
+        logp = torch.split(head_logp(self.model, hidden[rr, cc]), [len(want) for *_, want in spans])
         for (k, *_), rows in zip(spans, logp):
             out[k] = rows if out[k] is None else torch.cat([out[k], rows])
 

@@ -49,6 +49,16 @@ def _threads(n: int):
         torch.set_num_threads(before)
 
 
+def head_logp(model, hidden):
+    """Vocabulary log-probs for the hidden states given (P, H) -> (P, V): the head is applied
+    only where a row is needed (with Gemma's 262k-token vocabulary it costs as much as the model)."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
 class Segments:
     """Wraps a model's call-scoped modules ({name: (module, Statistic)})."""
 
@@ -93,7 +103,6 @@ def score_alone(model, ctx: list[int], seq: list[int]) -> float:
 
 def _batched_scores(model, segments: Segments, ctx: list[int], seqs: list[list[int]], dev) -> list[float]:
     """log P(seq | ctx) for each candidate, each computed as one call over ctx + seq."""
-    from probes.lama import _head
     scores = [0.0] * len(seqs)
     by_len: dict[int, list[int]] = {}
     for i, s in enumerate(seqs):
@@ -107,7 +116,7 @@ def _batched_scores(model, segments: Segments, ctx: list[int], seqs: list[list[i
             want = [(i, r, len(ctx) - 1 + j, t) for r, i in enumerate(group) for j, t in enumerate(seqs[i])]
             for h in range(0, len(want), HEAD_ROWS):   # the head is row-local: only the rows needed
                 part = want[h:h + HEAD_ROWS]
-                logp = _head(model, hidden[[r for _, r, _, _ in part], [p for _, _, p, _ in part]])
+                logp = head_logp(model, hidden[[r for _, r, _, _ in part], [p for _, _, p, _ in part]])
                 picked = logp[torch.arange(len(part)), torch.tensor([t for *_, t in part], device=logp.device)]
                 for (i, *_), v in zip(part, picked.tolist()):
                     scores[i] += v

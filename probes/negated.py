@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probes import REAL_SOURCES, Probe
+from probes.registry import REAL_SOURCES, Probe, register_probe
 
 VERSION = "negated-2"   # bump when sentences, candidates or scoring change (2: own version)
 
@@ -68,3 +68,4 @@ class NegatedProbe(Probe):
 # Not on tiny models (see probes/pararel.py); tests cover the probe on small data.
 PROBE = NegatedProbe("negated", "lama", "negated-trex", sources=REAL_SOURCES,
                      default=False)   # the knowledge report's probe, not the main job's
+register_probe(PROBE)

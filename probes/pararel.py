@@ -26,7 +26,7 @@ from itertools import combinations
 import os
 from pathlib import Path
 
-from probes import REAL_SOURCES, Probe
+from probes.registry import REAL_SOURCES, Probe, register_probe
 
 # probes.lama_data is imported inside the functions: `python -m probes.lama_data` imports this
 # package (and so this module) first, and must find lama_data not yet imported.
@@ -158,3 +158,4 @@ class ParaRelProbe(Probe):
 # search scores nearly all of them (minutes per case); tests cover the probe on small data.
 PROBE = ParaRelProbe("pararel", "lama", "pararel", sources=REAL_SOURCES,
                      default=False)   # ~4x a T-REx case: the knowledge report, not the main job
+register_probe(PROBE)

@@ -19,7 +19,9 @@ def _modules():
     return out
 
 
-def _imports(path: Path, name: str) -> set[str]:
+def _imports(path: Path, name: str, mods) -> set[str]:
+    """What one module imports: ``import a.b`` -> a.b; ``from pkg import x`` -> pkg.x when x is a
+    module, else pkg (importing a submodule does not depend on its package's other contents)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -30,8 +32,8 @@ def _imports(path: Path, name: str) -> set[str]:
                 pkg = name.split(".")[:-node.level] if not path.name == "__init__.py" else \
                     name.split(".")[:len(name.split(".")) - node.level + 1]
                 base = ".".join([*pkg, node.module])
-            found.add(base)
-            found.update(f"{base}.{a.name}" for a in node.names)
+            for a in node.names:
+                found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base)
     return found
 
 
@@ -40,7 +42,7 @@ def _graph():
     graph = {}
     for name, path in mods.items():
         deps = set()
-        for imp in _imports(path, name):
+        for imp in _imports(path, name, mods):
             parts = imp.split(".")
             for i in range(len(parts), 0, -1):   # the longest prefix that is a project module
                 cand = ".".join(parts[:i])
@@ -49,7 +51,7 @@ def _graph():
                     break
         # site/*.py import each other as top-level modules (site is not a package)
         if name.startswith("site."):
-            deps |= {f"site.{m}" for m in _imports(path, name) if f"site.{m}" in mods}
+            deps |= {f"site.{m}" for m in _imports(path, name, mods) if f"site.{m}" in mods}
         graph[name] = deps
     return graph
 

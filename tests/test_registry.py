@@ -62,3 +62,42 @@ def test_a_method_that_omits_a_declared_effect_field_is_refused(monkeypatch):
     model, _ = build("causal")
     with pytest.raises(CompressionError, match="did not report 'weight_bytes'"):
         compress(model, "sparse-50", "causal")
+
+
+PROBE_KIND = textwrap.dedent('''
+    """A user's probe in one file: T-REx under its own id and scorer version."""
+    from probes.registry import Probe, register_probe
+
+
+    class FirstRelations(Probe):
+        def scorer_version(self) -> str:
+            return "first-relations-1+" + super().scorer_version()
+
+
+    register_probe(FirstRelations("trex-first", "lama", "trex", default=False))
+''')
+
+
+def test_a_probe_in_one_file_is_discovered_collected_and_recorded(tmp_path):
+    probe = tmp_path / "my_probe.py"
+    probe.write_text(PROBE_KIND)
+    env = {**__import__("os").environ, "KCB_PROBES": str(probe)}
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "--tiny", "-p", "no:cacheprovider",
+           "--presets", "none", "--probes", "trex-first", "-k", "tiny-causal"]
+    run = subprocess.run([*cmd, "--limit", "1", "--results-dir", str(tmp_path / "r"),
+                          "--benchmark-disable", "-q"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rec = json.loads((tmp_path / "r" / "tiny-causal__none__trex-first.json").read_text())
+    assert rec["probe"]["version"].startswith("first-relations-1+lama-")
+    # without the file, the id is unknown: nothing was registered by hand anywhere else
+    env.pop("KCB_PROBES")
+    gone = subprocess.run([*cmd, "--collect-only", "-q"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert gone.returncode == 4 and "trex-first" in gone.stdout + gone.stderr
+
+
+def test_the_probe_files_of_this_package_are_found_without_a_list():
+    import probes
+    src = (REPO / "probes" / "__init__.py").read_text()
+    assert "negated" not in src.split("_discover()")[-1] and {"negated", "pararel"} <= set(probes.PROBES)
