@@ -162,20 +162,12 @@ def _discover() -> None:
     in ``$KCB_METHODS`` (os.pathsep-separated) are imported too: a user's own method, one file,
     without editing this package."""
     import importlib
-    import importlib.util
-    import os
     import pkgutil
-    import sys
+
+    from probes.plugins import import_user_files
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         importlib.import_module(f"{__name__}.{info.name}")
-    for path in filter(None, os.environ.get("KCB_METHODS", "").split(os.pathsep)):
-        name = f"kcb_user_method_{abs(hash(path))}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or not os.path.isfile(path):
-            raise ImportError(f"$KCB_METHODS names {path!r}, which is not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+    import_user_files("KCB_METHODS")
 
 
 def _kind_rank(preset: "Preset") -> int:

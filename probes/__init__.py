@@ -31,24 +31,17 @@ def _discover() -> None:
     stay unloaded), then the files named in ``$KCB_PROBES`` (os.pathsep-separated): a user's own
     probe kind, one file, without editing this package."""
     import importlib
-    import importlib.util
-    import os
     import pkgutil
     import re
-    import sys
     from pathlib import Path
+
+    from probes.plugins import import_user_files
     here = Path(__file__).parent
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         path = here / f"{info.name}.py"
         if path.is_file() and re.search(r"^register_probe\(", path.read_text(), re.M):
             importlib.import_module(f"{__name__}.{info.name}")
-    for path in filter(None, os.environ.get("KCB_PROBES", "").split(os.pathsep)):
-        spec = importlib.util.spec_from_file_location(f"kcb_user_probe_{abs(hash(path))}", path)
-        if spec is None or not os.path.isfile(path):
-            raise ImportError(f"$KCB_PROBES names {path!r}, which is not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+    import_user_files("KCB_PROBES")
 
 
 # Paraphrase consistency (ParaRel patterns) and negated LAMA, LAMA facts asked differently, are
