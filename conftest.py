@@ -288,9 +288,19 @@ def _check_writable(folder: Path) -> None:
 EXIT_CASE_ERROR = 6
 
 
+def pytest_runtest_logreport(report):
+    """Count cases that could not run from their reports: under xdist the controller has no
+    runner, only the reports its workers send (benchmarks/test_matrix.py marks them)."""
+    if report.failed and dict(report.user_properties).get("kcb_case_error"):
+        _CASE_ERRORS.add(report.nodeid)
+
+
+_CASE_ERRORS: set[str] = set()
+
+
 def pytest_sessionfinish(session, exitstatus):
     r = getattr(session.config, "_kcb_runner", None)
-    if r is not None and exitstatus == 1 and r.case_errors:
+    if exitstatus == 1 and (_CASE_ERRORS or (r is not None and r.case_errors)):
         session.exitstatus = EXIT_CASE_ERROR
 
 

@@ -12,6 +12,10 @@ from compressors import BackendUnavailable, unavailable_reason
 def test_case(case, runner, benchmark, request):
     try:
         _run(case, runner, benchmark)
+    except Exception:   # a case that could not run (gate findings and skips are not Exceptions):
+        # said in the report, which xdist carries to the controller, for exit code 6 (conftest)
+        request.node.user_properties.append(("kcb_case_error", True))
+        raise
     finally:   # the progress line (benchmarks/live.py) reads the summary row from the report
         row = runner.row(case.id)
         if row is not None:

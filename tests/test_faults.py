@@ -279,3 +279,17 @@ def test_resume_reruns_error_records_and_changed_configurations(tmp_path):
     with pytest.warns(UserWarning, match=r"--resume: .*tiny-causal__none__trex\.json: unreadable "
                                          r"record .*; running the case again"):
         again.skip_if_resumed(_case("none"))                            # corrupt: named, rerun
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--dist", "loadgroup"]], ids=["one-process", "xdist"])
+def test_a_case_that_cannot_run_exits_6_in_one_process_and_under_xdist(tmp_path, workers):
+    """bitsandbytes 4-bit refuses the tiny model's 32-wide layers (its block is 64 weights): an
+    error record, and exit 6, not the gate's 1 (scripts/bench.sh runs two xdist workers, whose
+    controller has no runner: it counted nothing before and the run exited 1)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "--tiny", "--limit", "1", "-p", "no:cacheprovider",
+         "-k", "tiny-causal and (none or nf4-single) and trex", "--results-dir", str(tmp_path / "r"),
+         "--benchmark-disable", "-q", *workers], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 6, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (tmp_path / "r" / "tiny-causal__nf4-single__trex.error.json").is_file()
+    assert (tmp_path / "r" / "tiny-causal__none__trex.json").is_file()
