@@ -63,7 +63,7 @@ class Case:
 # drop from noise (issue 19). None: all of it. T-REx: 10 facts per relation, 410 facts, of which
 # SmolLM2 knows 136 and Gemma 199; ConceptNet: all 146 facts (55 and 87 known); PIQA: 100
 # examples (SmolLM2 gets 69 right); the testbed's facts: all 240. One-core costs per case, measured:
-# T-REx 12 s, ConceptNet 8-15 s, PIQA 22 s (SmolLM2) and 40 s (Gemma); docs/measurements.md.
+# T-REx 12 s, ConceptNet 8-15 s, PIQA 22 s (SmolLM2) and 40 s (Gemma); docs/notebook.md.
 MAIN_LIMITS: dict[str, int | None] = {"trex": 10, "conceptnet": None, "piqa": 100,
                                       "fact-trained": None, "fact-heldout": None}
 
@@ -112,7 +112,8 @@ def select_models(which: str) -> list[ModelSpec]:
 
 def select_presets(which: str = "all") -> list[Preset]:
     """'all' (every registered preset) | 'default' (the main job's curated subset: the baseline,
-    global sparsity 10-90 in steps of 20, int8-dyn, bnb-int8, nf4-single, wanda-50) |
+    global sparsity 10-90 in steps of 20, int8-dyn, bnb-int8, nf4-single, wanda-50, ao-w8a8:
+    the presets registered with default=True) |
     comma-separated preset ids."""
     if which == "all":
         return list(PRESETS.values())

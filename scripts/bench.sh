@@ -26,7 +26,7 @@ if [ "${KCB_QUICK:-1}" != "0" ]; then
     && echo "first leaderboard ($(( $(date +%s) - start )) s after set-up): $(pwd)/results/site/index.html; the main run follows and replaces it"
 fi
 # 2. The main run: --presets default (the baseline, global sparsity 10-90 in steps of 20, int8-dyn,
-#    bnb-int8, nf4-single, wanda-50) x --probes default at the main job's per-probe limits. Two
+#    bnb-int8, nf4-single, wanda-50, ao-w8a8) x --probes default at the main job's per-probe limits. Two
 #    pytest-xdist workers of one thread each, a model per worker (--dist loadgroup): on a 2-core
 #    CPU that beats one process on both cores, whose torch threads idle through the Python parts.
 WORKERS=${KCB_WORKERS:-2}

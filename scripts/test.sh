@@ -39,7 +39,7 @@ run benchmarks --tiny -k "(none or sparse-50 or int8-dyn) and (piqa or lambada o
 run benchmarks -k "smollm2 and (none or sparse-10) and (piqa or wikitext-2)" --limit 2 \
   --results-dir "$SMOKE" -q --benchmark-columns=mean,rounds
 # Real weights, both default models, one pruning and one int8 preset. Chosen among presets these
-# models survive (docs/measurements.md): the smoke checks the path, tests/test_gate.py the gate.
+# models survive (docs/notebook.md): the smoke checks the path, tests/test_gate.py the gate.
 run benchmarks -k "smollm2 and (none or sparse-10 or nf4-single) and trex" --limit 2 \
   --results-dir "$SMOKE" -q --benchmark-columns=mean,rounds
 run benchmarks -k "gemma and (none or int8-dyn) and trex" --limit 1 --results-dir "$SMOKE" -q \
