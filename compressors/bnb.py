@@ -15,8 +15,9 @@ import torch
 
 from compressors import CompressionError, Preset, handler, register_preset
 from compressors.backends import BNB
+from compressors.effects import quantized_effect
 from compressors.layers import conv1d_to_linear, set_module
-from compressors.measure import linear_modules, module_bits, weight_bytes
+from compressors.measure import linear_modules, weight_bytes
 
 
 register_preset(Preset("bnb-int8", "bnb", bits=8, default=True, backend=BNB,
@@ -78,11 +79,5 @@ def apply_bnb(model: torch.nn.Module, preset: Preset, family: str) -> dict:
         set_module(model, name, _build(lin, preset.params, device))
     qtypes = (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit)
     converted = {n: m for n, m in model.named_modules() if isinstance(m, qtypes)}
-    missing = set(scope) - set(converted)
-    if missing:
-        raise CompressionError(f"{preset.id}: {len(missing)} linear layers stayed in float, e.g. "
-                               f"{sorted(missing)[:3]}")
-    return {"changed": bool(converted), "backend": f"bitsandbytes {bnb.__version__}",
-            "bits": preset.bits, "bits_per_weight": round(module_bits(converted, n_weights), 4),
-            "quantized_modules": len(converted), "kept_float": kept, "sparsity": None,
-            "weight_bytes": weight_bytes(model), "weight_bytes_before": before}
+    return quantized_effect(model, preset, scope, converted, n_weights, before,
+                            f"bitsandbytes {bnb.__version__}", kept_float=kept)

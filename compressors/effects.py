@@ -1,7 +1,9 @@
-"""The measured effect of a pruning preset, shared by the mask-based methods (magnitude, Wanda,
-SparseGPT, N:M): measured sparsity (checked against the target), zeros, bytes.
+"""The measured effect of a preset, shared by the methods of one kind: pruning (magnitude, Wanda,
+SparseGPT, N:M: measured sparsity checked against the target, zeros, bytes) and weight
+quantization (bitsandbytes, quanto, torchao: every layer in scope converted, bits per weight).
 
     effect = pruned_effect(model, modules, before, target=0.5, preset=preset)
+    effect = quantized_effect(model, preset, scope, converted, n_weights, before, "torchao 0.18")
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import torch
 
 from compressors import CompressionError, Preset
 from compressors.layers import nm_holds
-from compressors.measure import sparsity, weight_bytes
+from compressors.measure import module_bits, sparsity, weight_bytes
 from compressors.scopes import sparsity_by_scope
 
 TOLERANCE = 0.01   # measured vs target sparsity: ties at the threshold and rounding only
@@ -38,3 +40,16 @@ def nm_effect(model, modules, before, preset, **extra) -> dict:
             "sparsity_by_scope": sparsity_by_scope(model), "pattern": f"{n}:{m} along input",
             "zeros": zeros, "params_in_scope": total, "modules_pruned": len(modules),
             "bits": None, "quantized_modules": 0, "weight_bytes": weight_bytes(model), **extra}
+
+
+def quantized_effect(model, preset: Preset, scope, converted: dict, n_weights: int, before: int,
+                     backend: str, **extra) -> dict:
+    """The measured effect of a weight quantizer; raises naming the layers it left in float."""
+    missing = set(scope) - set(converted)
+    if missing:
+        raise CompressionError(f"{preset.id}: {backend} left {len(missing)} linear layers in float, "
+                               f"e.g. {sorted(missing)[:3]}")
+    return {"changed": bool(converted), "backend": backend, "bits": preset.bits,
+            "bits_per_weight": round(module_bits(converted, n_weights), 4),
+            "quantized_modules": len(converted), **extra, "sparsity": None,
+            "weight_bytes": weight_bytes(model), "weight_bytes_before": before}

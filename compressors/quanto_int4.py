@@ -13,10 +13,11 @@ import types
 
 import torch
 
-from compressors import CompressionError, Preset, handler, register_preset
+from compressors import Preset, handler, register_preset
 from compressors.backends import QUANTO
+from compressors.effects import quantized_effect
 from compressors.layers import linear_scope_as_linear
-from compressors.measure import module_bits, weight_bytes
+from compressors.measure import weight_bytes
 
 
 register_preset(Preset("quanto-w4", "quanto", bits=4, default=False, backend=QUANTO,
@@ -47,12 +48,6 @@ def apply_quanto(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     # "None": one scale per output row (quanto does not group rows narrower than a group)
     groups = sorted({str(m.weight.__tensor_flatten__()[1].get("group_size"))
                      for m in converted.values() if hasattr(m.weight, "__tensor_flatten__")})
-    missing = set(names) - set(converted)
-    if missing:
-        raise CompressionError(f"{preset.id}: quanto left {len(missing)} linear layers in float, "
-                               f"e.g. {missing and sorted(missing)[:3]}")
-    return {"changed": bool(converted), "backend": f"optimum-quanto {version('optimum-quanto')}",
-            "bits": preset.bits, "bits_per_weight": round(module_bits(converted, n_weights), 4),
-            "quantized_modules": len(converted), "group_sizes": groups, "sparsity": None,
-            "inference": "quanto weights dequantized to fp32 in each forward",
-            "weight_bytes": weight_bytes(model), "weight_bytes_before": before}
+    return quantized_effect(model, preset, names, converted, n_weights, before,
+                            f"optimum-quanto {version('optimum-quanto')}", group_sizes=groups,
+                            inference="quanto weights dequantized to fp32 in each forward")

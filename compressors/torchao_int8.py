@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from compressors import CompressionError, Preset, handler, register_preset
+from compressors import Preset, handler, register_preset
 from compressors.backends import TORCHAO
+from compressors.effects import quantized_effect
 from compressors.layers import linear_scope_as_linear
-from compressors.measure import module_bits, weight_bytes
+from compressors.measure import weight_bytes
 
 
 register_preset(Preset("ao-w8only", "torchao", bits=8, default=False, backend=TORCHAO,
@@ -38,11 +39,5 @@ def apply_torchao(model: torch.nn.Module, preset: Preset, family: str) -> dict:
     converted = {n: m for n, m in model.named_modules()
                  if n in names and type(m.weight) is not torch.nn.Parameter
                  and type(m.weight) is not torch.Tensor}
-    missing = names - set(converted)
-    if missing:
-        raise CompressionError(f"{preset.id}: torchao left {len(missing)} linear layers in float, "
-                               f"e.g. {sorted(missing)[:3]}")
-    return {"changed": bool(converted), "backend": f"torchao {torchao.__version__}",
-            "bits": preset.bits, "bits_per_weight": round(module_bits(converted, n_weights), 4),
-            "quantized_modules": len(converted), "sparsity": None,
-            "weight_bytes": weight_bytes(model), "weight_bytes_before": before}
+    return quantized_effect(model, preset, names, converted, n_weights, before,
+                            f"torchao {torchao.__version__}")
