@@ -10,7 +10,6 @@ nothing: reporting the dense model as compressed is the worst thing this tool co
 """
 from __future__ import annotations
 
-import difflib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -73,10 +72,8 @@ METHODS: dict[str, Method] = {}
 
 
 def register_preset(preset: Preset) -> Preset:
-    if preset.id in PRESETS:
-        raise ValueError(f"duplicate compression preset id {preset.id!r}")
-    PRESETS[preset.id] = preset
-    return preset
+    from probes.registry import register
+    return register(PRESETS, preset, "compression preset")
 
 
 def handler(method: str, kind: str | tuple[str, ...], version: str, context: bool = False,
@@ -111,12 +108,8 @@ def apply(model, preset: "Preset", family: str, ctx: dict | None = None) -> dict
 
 
 def get_preset(preset_id: str) -> Preset:
-    try:
-        return PRESETS[preset_id]
-    except KeyError:
-        near = difflib.get_close_matches(preset_id, PRESETS, n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(PRESETS)}"
-        raise KeyError(f"unknown compression preset {preset_id!r}{hint}") from None
+    from probes.registry import lookup
+    return lookup(PRESETS, preset_id, "compression preset")
 
 
 def compress(model: torch.nn.Module, preset_id: str, family: str, tokenizer=None,

@@ -88,19 +88,30 @@ class Probe:
 PROBES: dict[str, Probe] = {}
 
 
+def register(table: dict, item, what: str):
+    """Add ``item`` under its id to a registry ``table`` (probes, presets); a second item of the
+    same id is an error, never a silent replacement."""
+    if item.id in table:
+        raise ValueError(f"duplicate {what} id {item.id!r}")
+    table[item.id] = item
+    return item
+
+
 def register_probe(probe: Probe) -> Probe:
-    if probe.id in PROBES:
-        raise ValueError(f"duplicate probe id {probe.id!r}")
-    PROBES[probe.id] = probe
-    return probe
+    return register(PROBES, probe, "probe")
+
+
+def lookup(table: dict, key: str, what: str):
+    """``table[key]``, or a KeyError naming the near misses (or every known id)."""
+    try:
+        return table[key]
+    except KeyError:
+        near = difflib.get_close_matches(key, table, n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(table)}"
+        raise KeyError(f"unknown {what} {key!r}{hint}") from None
 
 
 def get_probe(probe_id: str) -> Probe:
-    try:
-        return PROBES[probe_id]
-    except KeyError:
-        near = difflib.get_close_matches(probe_id, PROBES, n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(PROBES)}"
-        raise KeyError(f"unknown probe {probe_id!r}{hint}") from None
+    return lookup(PROBES, probe_id, "probe")
 
 

@@ -74,3 +74,15 @@ def state_digest(model) -> str:
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode() + t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def json_paths(obj, prefix=()):
+    """Every path (tuple of keys and indices) into nested dicts and lists, for mutation tests."""
+    out = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += json_paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += json_paths(v, prefix + (i,))
+    return out

@@ -12,13 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.record import RecordError, read_record, read_records, validate, write_record
 from probes.lama_data import LamaDataError, load_subset
-from tests.helpers import REPO, write_lama
+from tests.helpers import REPO, json_paths, write_lama
 from tests.test_record import make_record
 
 # Modest and deterministic: these run in CI on every push.
@@ -32,16 +31,6 @@ json_values = st.recursive(
     max_leaves=20)
 
 
-def _paths(obj, prefix=()):
-    """Every (path) into nested dicts/lists of a record, for mutation."""
-    out = [prefix] if prefix else []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, prefix + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, prefix + (i,))
-    return out
 
 
 @st.composite
@@ -49,7 +38,7 @@ def mutated_records(draw, max_depth=None):
     """A valid record with one to three fields deleted or replaced by random JSON."""
     rec = make_record()
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(rec) if max_depth is None or len(p) <= max_depth]
+        paths = [p for p in json_paths(rec) if max_depth is None or len(p) <= max_depth]
         if not paths:
             break
         path = draw(st.sampled_from(paths))

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from benchmarks import analysis, derive, report
 from benchmarks.record import RecordError, validate
+from tests.helpers import json_paths
 from tests.site_records import ability, error, lama, perplexity
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,15 +109,6 @@ json_values = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3)
                            | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
 
 
-def _paths(obj, prefix=()):
-    out = [prefix] if prefix else []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, prefix + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, prefix + (i,))
-    return out
 
 
 def _retype(value, how: int):
@@ -136,7 +128,7 @@ def edits(draw):
     rec = copy.deepcopy(BASE[target])
     out = []
     for _ in range(draw(st.integers(1, 4))):
-        paths = _paths(rec)
+        paths = json_paths(rec)
         if not paths:
             break
         # Deep nodes (examples, groups, metrics, effect) outnumber the top ones, so a path is
