@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from benchmarks.environment import PeakRSS
-from probes.lama import _head, score_subset
+from probes.lama import score_subset
+from probes.lama_exact import head_logp
 from probes.lama_data import SLOT, load_subset
 
 BATCH = 64
@@ -59,7 +60,7 @@ def bare_batched(model, ctxs):
             for i, c in enumerate(chunk):
                 ids[i, :len(c)], mask[i, :len(c)] = torch.tensor(c), 1
             hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state      # (B, T, H)
-            _head(model, hidden[torch.arange(len(chunk)), mask.sum(1) - 1])          # (B, V)
+            head_logp(model, hidden[torch.arange(len(chunk)), mask.sum(1) - 1])          # (B, V)
 
 
 def prompts_only(model, ctxs):
