@@ -66,10 +66,10 @@ def bare_batched(model, ctxs):
 def prompts_only(model, ctxs):
     """The probe's first pass alone: every prompt once, packed without padding, the head at the
     slot. Any exact scorer runs at least this; it bounds what probe / per-fact can reach."""
-    from probes.lama import _PromptCache
+    from probes.lama_cache import PromptCache
     with torch.inference_mode():
         for s in range(0, len(ctxs), BATCH):
-            _PromptCache(model, ctxs[s:s + BATCH])
+            PromptCache(model, ctxs[s:s + BATCH])
 
 
 def per_fact(model, ctxs):

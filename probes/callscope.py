@@ -1,8 +1,7 @@
 """Which modules make a forward pass depend on what else shares the call, and the statistic each
 one takes over its call.
 
-    call_scoped_modules(model)   # {module name: why its output depends on the whole call}
-    call_scoped(model)           # {module name: (module, Statistic)}
+    call_scoped(model)   # {module name: (module, Statistic)}; Statistic.reason says why
 
 Most compressed models compute each sequence (each row of a batch) independently: pruning and
 weight-only quantization change weights, not how activations are treated. Some quantizers take a
@@ -97,11 +96,6 @@ def call_scoped(model) -> dict:
                     found[name] = (module, s)
                 break
     return found
-
-
-def call_scoped_modules(model) -> dict[str, str]:
-    """{module name: reason} for every module whose output depends on the whole call."""
-    return {name: s.reason for name, (_, s) in call_scoped(model).items()}
 
 
 def is_call_scoped(model) -> bool:

@@ -184,7 +184,7 @@ def examples_from(out: dict, task: str, probe_id: str, main_metric: str) -> list
     return examples
 
 
-def batch_policy(model, family: str, requested: int | None) -> tuple[int, dict]:
+def batch_policy(model, requested: int | None) -> tuple[int, dict]:
     """(lm-eval batch size, the record's ``scoring`` dict).
 
     HFLM right-pads a batch of loglikelihood requests to its longest and calls the model without
@@ -215,7 +215,7 @@ def score(probe, model, tokenizer, family, limit=None, batch_size=None):
     None = batch_size_for(model); a model with call-scoped quantization always runs at 1."""
     from probes.result import ProbeResult
     task = probe.subset
-    batch_size, scoring = batch_policy(model, family, batch_size)
+    batch_size, scoring = batch_policy(model, batch_size)
     out = evaluate(task, model, tokenizer, family, limit=limit, batch_size=batch_size)
     metrics, filt = metrics_from(out, task)
     if probe.main_metric not in metrics:

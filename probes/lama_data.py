@@ -10,38 +10,29 @@ unreadable or malformed file is an error that names the file (and line); files l
 ``lama_manifest.json`` are verified against their pinned sha256 when the folder is opened
 (``KCB_LAMA_VERIFY=0`` to use other bytes on purpose: every record carries their checksum).
 An object the model's tokenizer cannot encode stops the probe naming the object (check_encodable).
+
+This file reads; finding the folder and checking its bytes against the pins is
+probes/lama_verify.py, downloading it probes/lama_download.py. Their public names are
+importable from here as before.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from probes.storage import atomic_file, atomic_write, cache_root
+from probes.lama_download import download
+from probes.lama_verify import (DEFAULT_DIR, ENV_VAR, GOOGLE_RE, PINNED, SUBSETS, VERIFY_VAR,
+                                LamaDataError, lama_dir, pararel_files, subset_checksum,
+                                subset_files, verify_checksums)
 
-ENV_VAR = "KCB_LAMA_DIR"
-DEFAULT_DIR = cache_root() / "lama"
+__all__ = ["DEFAULT_DIR", "ENV_VAR", "GOOGLE_RE", "PINNED", "SLOT", "SUBSETS", "VERIFY_VAR", "Fact",
+           "LamaDataError", "Subset", "check_encodable", "download", "lama_dir", "load_subset",
+           "read_pararel_patterns", "slot_is_last", "subset_checksum", "subset_files",
+           "verify_checksums"]
+
 SLOT = "[Y]"
-
-# Google-RE relations are not in LAMA's relations.jsonl; these are LAMA's own Google-RE templates.
-GOOGLE_RE = {
-    "place_of_birth": ("[X] was born in [Y] .", "N-1"),
-    "date_of_birth": ("[X] (born [Y]).", "N-1"),
-    "place_of_death": ("[X] died in [Y] .", "N-1"),
-}
-SUBSETS = ("trex", "google-re", "conceptnet", "squad")
-
-
-class LamaDataError(RuntimeError):
-    """Missing, unreadable or malformed LAMA data; the message names the file."""
-
-
-VERIFY_VAR = "KCB_LAMA_VERIFY"
 
 
 @dataclass(frozen=True)
@@ -64,41 +55,6 @@ class Subset:
     checksum: str                      # sha256 over every file read, in order
     files: list[str]
     excluded: list[dict]               # facts left out of scoring, each with its reason
-
-
-def lama_dir(option: str | None = None) -> Path:
-    """The LAMA directory: --lama-dir, else $KCB_LAMA_DIR, else the download cache."""
-    raw = option or os.environ.get(ENV_VAR)
-    path = Path(raw).expanduser() if raw else DEFAULT_DIR
-    if not (path / "relations.jsonl").is_file():
-        raise LamaDataError(
-            f"LAMA data not found at {path} (no relations.jsonl). Pass --lama-dir DIR, set "
-            f"{ENV_VAR}=DIR, or download it: python -m probes.lama_data download --dest {DEFAULT_DIR}")
-    if os.environ.get(VERIFY_VAR, "1") != "0":
-        verify_checksums(path)
-    return path
-
-
-def verify_checksums(root: Path) -> None:
-    """Every pinned file present under ``root`` must have its pinned sha256 (missing files are
-    reported by the probe that needs them; files not in the manifest are not judged)."""
-    bad = []
-    for rel_path, expected in sorted(PINNED.items()):
-        target = Path(root) / rel_path
-        if not target.is_file():
-            continue
-        try:
-            actual = hashlib.sha256(target.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise LamaDataError(f"cannot read LAMA file {target}: {exc}") from None
-        if actual != expected:
-            bad.append(f"{target}: sha256 {actual[:16]}..., pinned {expected[:16]}...")
-    if bad:
-        raise LamaDataError(
-            f"{len(bad)} LAMA file(s) do not match the checksums pinned in probes/lama_manifest.json "
-            "(corrupt, truncated or a different release):\n  " + "\n  ".join(bad) +
-            f"\nRe-download them (good files are kept): python -m probes.lama_data download --dest "
-            f"{root}\nor set {VERIFY_VAR}=0 to use these bytes on purpose (records carry their checksum).")
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...], digest) -> list[dict]:
@@ -281,7 +237,7 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
                                 _fill(causal, subject) if causal else None))
         # The causal templates of some relations come from their ParaRel patterns: those files
         # change what is asked, so their bytes are part of the checksum (and of --resume's key).
-        for path in _pararel_files(root, [g for g, *_ in groups]):
+        for path in pararel_files(root, [g for g, *_ in groups]):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
             files.append(str(path.relative_to(root)))
     else:
@@ -318,38 +274,6 @@ def load_subset(root: Path, name: str, limit: int | None = None) -> Subset:
     return Subset(name, facts, candidates, templates, digest.hexdigest(), files, excluded)
 
 
-def _pararel_files(root: Path, groups) -> list[Path]:
-    """The ParaRel pattern files of these relations that exist (causal templates come from them)."""
-    folder = Path(root) / "ParaRel"
-    return [folder / f"{g}.jsonl" for g in sorted(groups) if (folder / f"{g}.jsonl").is_file()]
-
-
-def subset_files(root: Path, name: str) -> list[Path]:
-    """The files load_subset reads for ``name``, in the order its checksum covers them."""
-    root = Path(root)
-    if name == "trex":
-        rels = sorted((root / "TREx").glob("*.jsonl"))
-        return [root / "relations.jsonl", *rels, *_pararel_files(root, [p.stem for p in rels])]
-    if name == "google-re":
-        return [*(root / "Google_RE" / f"{g}_test.jsonl" for g in GOOGLE_RE),
-                *_pararel_files(root, GOOGLE_RE)]
-    if name in ("squad", "conceptnet"):
-        return [root / ("Squad/test.jsonl" if name == "squad" else "ConceptNet/test.jsonl")]
-    raise LamaDataError(f"unknown LAMA subset {name!r}; known: {', '.join(SUBSETS)}")
-
-
-def subset_checksum(root: Path, name: str) -> str:
-    """load_subset(root, name).checksum without parsing (bytes only): --resume compares it
-    before running a case. tests/test_reliability.py checks the two agree."""
-    digest = hashlib.sha256()
-    for path in subset_files(root, name):
-        try:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        except OSError as exc:
-            raise LamaDataError(f"cannot read LAMA file {path}: {exc}") from None
-    return digest.hexdigest()
-
-
 def check_encodable(subset: Subset, tokenizer) -> None:
     """Every candidate object must become tokens the model can score: an object that encodes to
     nothing would score log P = 0 (beating every real candidate), one with an unknown token
@@ -374,78 +298,6 @@ def check_encodable(subset: Subset, tokenizer) -> None:
             f"those lines from {', '.join(subset.files)} or probe a model whose tokenizer covers them.")
 
 
-# ---------------------------------------------------------------- download (users with network)
-_PARAREL = "https://raw.githubusercontent.com/yanaiela/pararel/main/data"
-_NEGATED = ("https://raw.githubusercontent.com/norakassner/LAMA_primed_negated/"
-            "690437fd8018ac3c127f7e3aeff07a89e5f5b50b")
-_LAMA_ZIP = "https://dl.fbaipublicfiles.com/LAMA/data.zip"
-# sha256 of the files this project was validated on (the same bytes as ../shared/data/lama).
-PINNED = json.loads((Path(__file__).with_name("lama_manifest.json")).read_text())
-
-
-def _source(rel_path: str) -> tuple[str, str | None]:
-    """(url, zip member or None) for a file of the layout above."""
-    top, _, rest = rel_path.partition("/")
-    if top == "TREx":
-        return f"{_PARAREL}/trex_lms_vocab/{rest}", None
-    if top == "ParaRel":
-        return f"{_PARAREL}/pattern_data/graphs_json/{rest}", None
-    if rel_path == "ConceptNet/test.jsonl":   # the offline subset is Negated-LAMA's ConceptNet file
-        return f"{_NEGATED}/data/ConceptNet/random/ConceptNet.jsonl", None
-    if rel_path == "common_vocab_cased.txt":
-        return "https://dl.fbaipublicfiles.com/LAMA/common_vocab_cased.txt", None
-    return _LAMA_ZIP, f"data/{rel_path}"
-
-
-def _fetch(url: str, dest: Path) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, atomic_file(dest) as out:  # noqa: S310
-            shutil.copyfileobj(resp, out, 1 << 20)
-    except OSError as exc:   # URLError, timeouts, refused connections
-        raise LamaDataError(f"could not download {url} ({exc}). Without network, copy a LAMA "
-                            f"folder here and pass --lama-dir or set {ENV_VAR}.") from None
-
-
-def download(dest: Path = DEFAULT_DIR, fetch=_fetch, verify: bool = True) -> Path:
-    """Download every pinned file into ``dest``, verify its sha256, keep what is already good."""
-    dest = Path(dest)
-    zip_cache = dest / ".cache" / "lama-data.zip"
-    bad = []
-    for rel_path, expected in sorted(PINNED.items()):
-        target = dest / rel_path
-        if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == expected:
-            continue
-        url, member = _source(rel_path)
-        if member is None:
-            fetch(url, target)
-        else:
-            if not zip_cache.is_file():
-                fetch(url, zip_cache)
-            with zipfile.ZipFile(zip_cache) as zf:
-                try:
-                    data = zf.read(member)
-                except KeyError:
-                    raise LamaDataError(f"{url} has no member {member}") from None
-            atomic_write(target, data)
-        actual = hashlib.sha256(target.read_bytes()).hexdigest()
-        if actual != expected:
-            bad.append(f"{target}: sha256 {actual} != pinned {expected}")
-    if bad and verify:
-        raise LamaDataError("downloaded LAMA files do not match their pinned checksums (the "
-                            "source changed or the download is corrupt):\n  " + "\n  ".join(bad)
-                            + "\nDelete them and retry, or pass --no-verify to keep them "
-                            "(their real checksum is recorded in every result).")
-    return dest
-
-
-if __name__ == "__main__":
-    import argparse
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["download"])
-    ap.add_argument("--dest", type=Path, default=DEFAULT_DIR)
-    ap.add_argument("--no-verify", action="store_true")
-    args = ap.parse_args()
-    try:
-        print(download(args.dest, verify=not args.no_verify))
-    except LamaDataError as exc:
-        raise SystemExit(f"error: {exc}")
+if __name__ == "__main__":   # `python -m probes.lama_data download`: the documented command
+    from probes.lama_download import main
+    main()

@@ -87,8 +87,8 @@ def load(root: Path, limit: int | None):
 
 def download(dest: Path = DEFAULT_NEGATED, fetch=None) -> Path:
     """Download Negated-LAMA's T-REx files (pinned commit) and verify each sha256."""
-    from probes.lama_data import _fetch
-    fetch = fetch or _fetch
+    from probes.lama_download import fetch_url
+    fetch = fetch or fetch_url
     bad = []
     for rel_path, expected in sorted(PINNED.items()):
         target = Path(dest) / rel_path

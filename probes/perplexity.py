@@ -68,8 +68,9 @@ def score(model, tokenizer, family, limit=None, context=CONTEXT, stride=STRIDE, 
           batch_size=None):
     """Sliding-window perplexity; returns a ProbeResult (one example per window). Each window is
     one forward call of its own (batch 1, no padding, no attention mask, no cache), whatever
-    ``batch_size`` asks (recorded only): a window's score depends on no other window, for every
-    model, including those whose quantizer takes a statistic over the whole call."""
+    ``batch_size`` asks (ignored: the record says batch 1): a window's score depends on no other
+    window, for every model, including those whose quantizer takes a statistic over the whole
+    call."""
     from probes.result import ProbeResult
     if family != "causal":
         raise WikiTextError(f"perplexity is defined here for causal LMs only, not {family}")
@@ -142,14 +143,14 @@ def score(model, tokenizer, family, limit=None, context=CONTEXT, stride=STRIDE, 
             "bytes_scored": n_bytes, "complete": k == len(windows(len(ids), span, stride)),
             "limit_rule": "the first N windows of the test file",
             "method": "sliding window (HF perplexity guide), every token scored once",
-            "scoring": scoring_meta(model, batch_size)}
+            "scoring": scoring_meta(model)}
     slices = [ids[i * WORKLOAD_TOKENS:(i + 1) * WORKLOAD_TOKENS] for i in range(WORKLOAD)]
     workload = [tokenizer.decode(s) for s in slices if s]
     return ProbeResult(metrics, {"wikitext-2": {"n": k, "perplexity": ppl}}, examples, k, meta,
                        workload=workload)
 
 
-def scoring_meta(model, batch_size) -> dict:
+def scoring_meta(model) -> dict:
     from probes.result import run_fields
     return {"batch_size": 1, "policy": "one window per call", "padding_side": "none",
             **run_fields(model),

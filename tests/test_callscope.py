@@ -8,7 +8,7 @@ import torch
 
 from benchmarks.tiny import build
 from compressors import compress, get_preset, unavailable_reason
-from probes.callscope import call_scoped, call_scoped_modules
+from probes.callscope import call_scoped
 
 
 def _needs(preset_id):
@@ -43,7 +43,7 @@ def test_a_row_changes_with_its_call_exactly_where_declared(preset):
     compress(model, preset, "causal")
     model.eval()
     lin = _first_quantized(model)
-    assert ("model.layers.0.mlp.up_proj" in call_scoped_modules(model)) == CALL_SCOPED[preset]
+    assert ("model.layers.0.mlp.up_proj" in call_scoped(model)) == CALL_SCOPED[preset]
     x = _rows()
     with torch.inference_mode():
         alone = lin(x[:8])

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from benchmarks.tiny import build, tokenizer
-from probes.lama import _PromptCache, _batches, _pack, score_subset
+from probes.lama import score_subset
+from probes.lama_cache import PromptCache, length_batches, pack_rows
 from probes.lama_data import SLOT, load_subset
 
 # Subjects of very different lengths (so prompts are padded), objects that share first tokens
@@ -79,7 +80,7 @@ def test_cached_search_equals_scoring_each_candidate_alone(tmp_path, arch, batch
     """Packed prompts, packed candidate paths and the 4-D mask (bool for sdpa, additive for
     eager attention; Gemma's sliding window applied by position) give the exact ranks."""
     model, tok = build("causal", seed=7) if arch == "llama" else _gemma3(attn=arch.partition("-")[2] or "sdpa")
-    assert _PromptCache.supported(model)
+    assert PromptCache.supported(model)
     root = _write(tmp_path)
     res = score_subset(model, tok, "causal", root, "trex", batch_size=batch_size)
     ranks, best = _alone(model, tok, root)
@@ -124,30 +125,30 @@ def test_call_scoped_quantizers_rank_as_one_call_per_prompt_and_candidate(tmp_pa
 
 def test_packing_and_batching_keep_every_index_once():
     lengths = [3, 17, 5, 5, 9, 1, 128, 40, 7, 7, 2]
-    rows = _pack(lengths, 32)
+    rows = pack_rows(lengths, 32)
     assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
     assert all(sum(lengths[i] for i in r) <= 32 or len(r) == 1 for r in rows)   # 128 alone
-    batches = _batches(lengths, cap=4)
+    batches = length_batches(lengths, cap=4)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert all(len(b) <= 4 for b in batches)
     # a batch closes where padding its rows to the next length would cost more than a pass
-    assert _batches([1] * 10 + [100], cap=64) == [list(range(10)), [10]]
-    assert _batches([4, 5, 6], cap=64) == [[0, 1, 2]]
+    assert length_batches([1] * 10 + [100], cap=64) == [list(range(10)), [10]]
+    assert length_batches([4, 5, 6], cap=64) == [[0, 1, 2]]
 
 
 def test_vocabulary_rows_held_at_once_are_bounded(tmp_path, monkeypatch):
     """A round's paths are scored in slices of about 4 x batch_size vocabulary rows, consumed
     before the next slice: SQuAD's whole-sentence paths once held 7.5 GiB of rows on SmolLM2."""
-    import probes.lama as lama
+    import probes.lama_cache as lama_cache
     model, tok = build("causal", seed=7)
     root = _write(tmp_path)
-    held, original = [], lama._PromptCache.rows
+    held, original = [], lama_cache.PromptCache.rows
 
     def rows(self, items, call_tokens):
         out = original(self, items, call_tokens)
         held.append((len(items), sum(r.shape[0] for r in out)))
         return out
-    monkeypatch.setattr(lama._PromptCache, "rows", rows)
+    monkeypatch.setattr(lama_cache.PromptCache, "rows", rows)
     res = score_subset(model, tok, "causal", root, "trex", batch_size=4)
     # at most 16 rows a call, unless one path alone is longer (a whole-sentence path)
     assert len(held) > 2 and all(rows <= 16 or n == 1 for n, rows in held), held

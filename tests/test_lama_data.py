@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from probes import lama_data
+from probes import lama_data, lama_download
 from probes.lama_data import LamaDataError, load_subset
 from tests.helpers import shared_lama, write_lama
 
@@ -72,7 +72,7 @@ def test_download_verifies_checksums_and_keeps_good_files(tmp_path, monkeypatch)
     src = shared_lama()
     pinned = {"TREx/P19.jsonl": hashlib.sha256((src / "TREx/P19.jsonl").read_bytes()).hexdigest(),
               "relations.jsonl": hashlib.sha256((src / "relations.jsonl").read_bytes()).hexdigest()}
-    monkeypatch.setattr(lama_data, "PINNED", pinned)
+    monkeypatch.setattr(lama_download, "PINNED", pinned)
     fetched = []
 
     def fake_fetch(url, dest):          # serve the shared copy as if it came from the network
@@ -106,8 +106,8 @@ def test_download_without_network_says_what_to_do(tmp_path, monkeypatch):
 
     def refuse(*a, **k):
         raise urllib.error.URLError("no route to host")
-    monkeypatch.setattr(lama_data.urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(lama_data, "PINNED", {"TREx/P19.jsonl": "0" * 64})
+    monkeypatch.setattr(lama_download.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(lama_download, "PINNED", {"TREx/P19.jsonl": "0" * 64})
     with pytest.raises(LamaDataError, match=r"could not download .*P19\.jsonl.*--lama-dir"):
         lama_data.download(tmp_path)
     assert not list((tmp_path / "TREx").glob("*.part"))

@@ -18,7 +18,7 @@ from benchmarks.record import (RecordError, check_case_id, config_key, read_reco
 from benchmarks.runner import Runner
 from compressors import PRESETS, get_preset
 from probes import PROBES, get_probe
-from probes import lama_data
+from probes import lama_data, lama_verify
 from probes.lama_data import LamaDataError, check_encodable, load_subset, subset_checksum
 from tests.helpers import REPO, shared_lama, write_lama
 from tests.test_record import make_record
@@ -76,7 +76,7 @@ def test_malformed_pararel_pattern_file_is_reported_with_line(tmp_path):
 
 def test_wrong_checksum_names_the_file_and_the_fix(tmp_path, monkeypatch):
     root = write_lama(tmp_path, [("A", "x")])
-    monkeypatch.setattr(lama_data, "PINNED", {"TREx/P19.jsonl": "0" * 64, "TREx/P404.jsonl": "1" * 64})
+    monkeypatch.setattr(lama_verify, "PINNED", {"TREx/P19.jsonl": "0" * 64, "TREx/P404.jsonl": "1" * 64})
     monkeypatch.delenv(lama_data.VERIFY_VAR, raising=False)
     with pytest.raises(LamaDataError) as err:
         lama_data.lama_dir(str(root))

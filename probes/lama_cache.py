@@ -1,0 +1,245 @@
+"""The causal LM's forward passes for LAMA scoring: the packed prompt cache, and the plain padded
+batch for models that cannot take it.
+
+    prompts = PromptCache(model, [ctx_ids, ...])        # one pass over a chunk's prompts
+    rows = prompts.rows([(prompt index, continuation ids, first row)], call_tokens=256)
+
+Separate from probes/lama.py (which builds each fact's candidates and ranks them) because this is
+the one place that knows how a transformers causal LM's body takes a KV cache, positions and a
+4-D mask, and how prompts and continuations are packed into rows without padding; nothing here
+knows about facts or candidates. ``length_batches`` and ``pack_rows`` group indices by token
+count; tests/test_lama_cache.py checks that packed scores equal scoring each candidate alone.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from probes.lama_exact import head_logp
+
+# A forward pass streams every weight once whatever it runs: on the 2-core CPU this costs SmolLM2
+# about as much as 64 more tokens (64 ms a call, 1 ms a token, measured). Splitting a batch pays
+# only when it saves more padding than that.
+CALL_COST_TOKENS = 64
+
+
+def length_batches(lengths: list[int], cap: int, call_cost: int = CALL_COST_TOKENS) -> list[list[int]]:
+    """Indices grouped for batched passes, shortest first: at most ``cap`` rows per batch, and a
+    batch closes early when padding it to its next, longer member would cost more padded tokens
+    than one more forward pass (``call_cost``). Plain sorting leaves the long tail of a batch
+    padded to its longest prompt; this splits there, and nowhere the split would cost more."""
+    out, cur, longest = [], [], 0
+    for i in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        n = lengths[i]
+        if cur and (len(cur) == cap or len(cur) * (n - longest) > call_cost):
+            out.append(cur)
+            cur = []
+        cur.append(i)
+        longest = n
+    if cur:
+        out.append(cur)
+    return out
+
+
+def causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id: int):
+    """Plain path (no KV cache): right-padded batch; log-prob rows at the requested positions.
+
+    Returns a list (per sequence) of (len(positions[i]), V) tensors.
+    """
+    dev = next(model.parameters()).device
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    ids, mask = ids.to(dev), mask.to(dev)
+    rows = [i for i, ps in enumerate(positions) for _ in ps]
+    cols = [t for ps in positions for t in ps]
+    logits = model(input_ids=ids, attention_mask=mask).logits[rows, cols]
+    logp = torch.log_softmax(logits.float(), dim=-1)                          # (P, V)
+    return list(torch.split(logp, [len(ps) for ps in positions]))
+
+
+def _take_rows(cache, idx: torch.Tensor):
+    """A new KV cache holding batch rows ``idx`` of ``cache``; ``cache`` itself is untouched
+    (each layer object is copied, then re-indexed, which rebinds its tensors)."""
+    out = copy.copy(cache)
+    out.layers = [copy.copy(layer) for layer in cache.layers]
+    out.reorder_cache(idx)
+    return out
+
+
+def pack_rows(lengths: list[int], row_tokens: int) -> list[list[int]]:
+    """First-fit decreasing: indices into rows of at most ``row_tokens`` tokens (one longer item
+    makes a row of its own)."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        r = next((r for r, free in enumerate(room) if lengths[i] <= free), None)
+        if r is None:
+            rows.append([])
+            room.append(max(row_tokens, lengths[i]))
+            r = len(rows) - 1
+        rows[r].append(i)
+        room[r] -= lengths[i]
+    return rows
+
+
+# Rows of a packed pass: long enough that a pass runs few, padded rows; short enough that the
+# attention each row computes over all of its columns (mostly masked) stays a few percent.
+ROW_TOKENS = 128
+_NO_SEGMENT = -(2**40)   # padding columns get segment ids below this, one each: they see only themselves
+
+
+def _segment_mask(q_seg, q_pos, kv_seg, kv_pos, window=None):
+    """(R, Q) query and (R, K) key segment ids and positions -> (R, 1, Q, K) bool: a token sees
+    the tokens of its own segment at positions up to its own (and within ``window``)."""
+    ok = (q_seg[:, :, None] == kv_seg[:, None, :]) & (kv_pos[:, None, :] <= q_pos[:, :, None])
+    if window:
+        ok &= q_pos[:, :, None] - kv_pos[:, None, :] < window
+    return ok[:, None]
+
+
+class PromptCache:
+    """One pass over a chunk's prompts, kept as a KV cache, so that every candidate path is
+    scored by running only its own tokens (a date's digits, an entity's word pieces) against the
+    shared prompt instead of re-running the prompt once per path.
+
+    Prompts are packed end to end into rows of about ROW_TOKENS tokens (no padding between them)
+    and a 4-D attention mask keeps every prompt, and later every candidate path, to its own
+    tokens; positions count from each prompt's first token, so the packing changes nothing but
+    rounding (tests/test_lama_cache.py). Padding a batch to its longest prompt cost as many
+    tokens as the prompts themselves on T-REx; packed, a pass runs only real tokens.
+    """
+
+    @staticmethod
+    def supported(model) -> bool:
+        """A transformers causal LM whose body takes a KV cache, positions and a prepared 4-D
+        mask (sdpa or eager attention), with full or Gemma-style sliding layers only."""
+        import inspect
+        base = getattr(model, "base_model", model)
+        if base is model or not hasattr(model, "get_output_embeddings"):
+            return False
+        params = inspect.signature(base.forward).parameters
+        if not ("cache" in params and "position_ids" in params):
+            return False
+        cfg = model.config
+        if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"):
+            return False
+        kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+        if not kinds <= {"full_attention", "sliding_attention"}:
+            return False
+        if getattr(cfg, "sliding_window", None) and not getattr(cfg, "layer_types", None):
+            return False   # a window on every layer (Mistral-style): not modelled here
+        # What this checks is the architecture only. A model whose quantizer takes a statistic
+        # over the whole call (probes/callscope.py) never reaches this cache: packing prompts
+        # together would change every row's rounding. probes/lama._score_causal sends it to
+        # lama_exact.
+        return True
+
+    def __init__(self, model, ctxs: list[list[int]]):
+        from transformers import DynamicCache
+        self.model, self.base, self.dev = model, model.base_model, next(model.parameters()).device
+        cfg = model.config
+        self.layer_types = getattr(cfg, "layer_types", None)
+        self.window = getattr(cfg, "sliding_window", None) if self.layer_types else None
+        self.eager = cfg._attn_implementation == "eager"
+        self.lens = [len(c) for c in ctxs]
+        rows = pack_rows(self.lens, ROW_TOKENS)
+        width = max(sum(self.lens[i] for i in r) for r in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        pos = torch.zeros((len(rows), width), dtype=torch.long)
+        seg = _NO_SEGMENT - torch.arange(width).repeat(len(rows), 1)
+        self.where = [None] * len(ctxs)          # prompt -> (row, column of its last token)
+        for r, members in enumerate(rows):
+            col = 0
+            for i in members:
+                n = self.lens[i]
+                ids[r, col:col + n] = torch.tensor(ctxs[i])
+                pos[r, col:col + n] = torch.arange(n)
+                seg[r, col:col + n] = i
+                self.where[i] = (r, col + n - 1)
+                col += n
+        self.seg, self.pos = seg, pos
+        # No config: every layer keeps its whole cache (a sliding layer's own cache would trim
+        # the packed row); the mask applies the window instead, by position.
+        out = self.base(input_ids=ids.to(self.dev), position_ids=pos.to(self.dev),
+                        attention_mask=self._mask(seg, pos, seg, pos), cache=DynamicCache(),
+                        use_cache=True)
+        self.cache = out.cache
+        last = torch.tensor([w for w in self.where])
+        self.slot = head_logp(model, out.last_hidden_state[last[:, 0], last[:, 1]])       # (N, V)
+
+    def _mask(self, q_seg, q_pos, kv_seg, kv_pos):
+        def one(window):
+            ok = _segment_mask(q_seg, q_pos, kv_seg, kv_pos, window).to(self.dev)
+            if self.eager:   # eager attention adds the mask to the scores
+                return torch.zeros(ok.shape, device=self.dev).masked_fill(~ok, torch.finfo(torch.float32).min)
+            return ok
+        if not self.layer_types:
+            return one(None)
+        return {kind: one(self.window if kind == "sliding_attention" else None)
+                for kind in set(self.layer_types)}
+
+    def rows(self, items: list[tuple[int, list[int], int]], call_tokens: int) -> list[torch.Tensor]:
+        """items: [(prompt index, continuation tokens, first row)] -> per item the log-prob rows
+        ``first .. len(tokens)`` (row 0 is the slot, row j + 1 follows the continuation's token j).
+        Every token runs through the body (the cache needs it), but the vocabulary head, as costly
+        as the body on Gemma's 262k tokens, runs only on the rows asked for. Continuations are
+        packed into rows beside their prompt's cache row, at most ``call_tokens`` tokens a pass."""
+        out: list = [None] * len(items)
+        run = []
+        for k, (i, toks, first) in enumerate(items):
+            if first == 0:
+                out[k] = self.slot[i:i + 1]
+            if len(toks) >= max(first, 1):
+                run.append(k)
+        by_row: dict[int, list[int]] = {}
+        for k in run:
+            by_row.setdefault(self.where[items[k][0]][0], []).append(k)
+        packed = []                                  # (cache row, [items]) one per pass row
+        for r, ks in sorted(by_row.items()):
+            for members in pack_rows([len(items[k][1]) for k in ks], ROW_TOKENS // 2):
+                packed.append((r, [ks[m] for m in members]))
+        packed.sort(key=lambda rk: sum(len(items[k][1]) for k in rk[1]))
+        for batch in length_batches([sum(len(items[k][1]) for k in ks) for _, ks in packed],
+                              max(1, call_tokens // (ROW_TOKENS // 2))):
+            self._run([packed[b] for b in batch], items, out)
+        return out
+
+    def _run(self, packed, items, out):
+        width = max(sum(len(items[k][1]) for k in ks) for _, ks in packed)
+        n = len(packed)
+        ids = torch.zeros((n, width), dtype=torch.long)
+        pos = torch.zeros((n, width), dtype=torch.long)
+        q_fact = _NO_SEGMENT - torch.arange(width).repeat(n, 1)
+        q_item = q_fact.clone()
+        spans = []                                   # (item, pass row, first column, rows wanted)
+        for r, (_, ks) in enumerate(packed):
+            col = 0
+            for k in ks:
+                i, toks, first = items[k]
+                L = len(toks)
+                ids[r, col:col + L] = torch.tensor(toks)
+                pos[r, col:col + L] = self.lens[i] + torch.arange(L)
+                q_fact[r, col:col + L] = i
+                q_item[r, col:col + L] = k
+                spans.append((k, r, col, range(max(first - 1, 0), L)))
+                col += L
+        idx = torch.tensor([row for row, _ in packed])
+        seg, cpos = self.seg[idx], self.pos[idx]
+        mask_cache = self._mask(q_fact, pos, seg, cpos)
+        mask_new = self._mask(q_item, pos, q_item, pos)
+        cat = (lambda a, b: torch.cat([a, b], dim=-1))
+        mask = ({kind: cat(mask_cache[kind], mask_new[kind]) for kind in mask_cache}
+                if isinstance(mask_cache, dict) else cat(mask_cache, mask_new))
+        hidden = self.base(input_ids=ids.to(self.dev), position_ids=pos.to(self.dev),
+                           attention_mask=mask, cache=_take_rows(self.cache, idx.to(self.dev)),
+                           use_cache=True).last_hidden_state                 # (n, width, H)
+        rr = [r for _, r, col, want in spans for _ in want]
+        cc = [col + j for _, r, col, want in spans for j in want]
+        logp = torch.split(head_logp(self.model, hidden[rr, cc]), [len(want) for *_, want in spans])
+        for (k, *_), rows in zip(spans, logp):
+            out[k] = rows if out[k] is None else torch.cat([out[k], rows])
