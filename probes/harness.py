@@ -23,7 +23,6 @@ TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 # bump when task configs, settings or the record layout change. harness-2: models whose quantizer
 # takes a statistic over the whole call run at batch 1 (one request per call, unpadded).
 VERSION = "harness-2"
-LM_EVAL_PIN = "lm-eval[hf]==0.4.13"
 BACKEND = {"causal": "causal", "seq2seq": "seq2seq"}
 TEXT_CHARS = 300        # per-example text kept in the record (the prompt's start)
 WORKLOAD = 16           # prompts in the runner's latency batch
@@ -50,7 +49,8 @@ def task_manager():
         try:
             from lm_eval.tasks import TaskManager
         except ImportError:
-            raise HarnessError(f"ability probes need lm-eval: `pip install '{LM_EVAL_PIN}'` "
+            from probes.pins import pin
+            raise HarnessError(f"ability probes need lm-eval: `pip install '{pin('lm-eval')}'` "
                                "(or `bash scripts/setup.sh`)") from None
         _task_manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
     return _task_manager

