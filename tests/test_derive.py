@@ -52,7 +52,7 @@ def test_the_board_the_report_and_the_regression_check_agree(published):
         gate = rec["gate"]
         c = derive.compare(base, rec, gate["floor"], gate["protocol"])
         cell = cells[rec["case_id"]]
-        assert cell["derived_verdict"] == c.verdict and cell["retention"] == c.retention
+        assert cell["verdict"] == c.verdict and cell["retention"] == c.retention
         assert cell["ci"] == c.ci and (cell["lost"], cell["gained"]) == (c.lost, c.gained)
         if c.paired is None or rec["probe"]["kind"] != "lama":
             continue
