@@ -82,8 +82,9 @@ def pruning_methods(board):
         if mag is None or not others:
             continue
         name = board.models[key].get("id", key)
-        bits = [f"{r['preset']} keeps {_kept(r)} of the facts, {_versus(r, mag)}" for r in others]
-        parts.append(f"on {name}, {'; '.join(bits)} magnitude pruning ({_kept(mag)})")
+        bits = [f"{r['preset']} keeps {_kept(r)} of the facts, {_versus(r, mag)} magnitude "
+                f"pruning ({_kept(mag)})" for r in others]
+        parts.append(f"on {name}, {'; '.join(bits)}")
     if not parts:
         return None
     return "At 50 % sparsity, " + "; ".join(parts) + "."

@@ -74,15 +74,18 @@ def results_meta(records) -> dict:
     """Front-page facts: when the records were measured, at which --limit, by which scorer."""
     finished = sorted(text(r["timestamps"].get("finished")) for r in records.values()
                       if text(r["timestamps"].get("finished")))
-    limits, versions = {}, {}
+    limits, versions, per_probe = {}, {}, {}
     for r in records.values():
         if r["status"] != "ok":
             continue
         limits.setdefault(r["probe"]["limit"], 0)
         limits[r["probe"]["limit"]] += 1
+        per_probe.setdefault(r["probe"]["id"], set()).add(r["probe"]["limit"])
         versions.setdefault(r["probe"]["kind"], set()).add(r["probe"]["version"])
     return {"first": finished[0][:10] if finished else "", "last": finished[-1][:10] if finished else "",
             "limits": sorted(limits.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)),
+            # probes sized differently from each other are fine; one probe at two limits is not
+            "mixed": sorted(p for p, ls in per_probe.items() if len(ls) > 1),
             "versions": {k: sorted(v) for k, v in sorted(versions.items())},
             "git_shas": sorted({text((r.get("environment") or {}).get("git_sha"), "?")[:12]
                                 for r in records.values()})}

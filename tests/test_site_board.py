@@ -290,3 +290,13 @@ def test_export_has_one_row_per_record_with_the_pages_numbers(tmp_path):
     assert err["status"] == "error" and "pip install gptqmodel" in err["error"] and err["value"] == ""
     assert "'=cmd" in site_export._csv_value("=cmd")          # no formula in a spreadsheet
     assert math.isclose(float(fail["floor"]), 0.6)
+
+
+def test_mixed_limits_are_flagged_only_within_one_probe():
+    """Probes sized differently (T-REx 10 per relation, ConceptNet whole) are one comparable
+    board; one probe measured at two limits is not, and the front page names it."""
+    import pages as site_pages
+    sized = [lama("m", "none", BASE, limit=10), lama("m", "none", BASE, probe="conceptnet", limit=None)]
+    assert site_pages.results_meta({r["case_id"]: r for r in sized})["mixed"] == []
+    mixed = [lama("m", "none", BASE, limit=10), lama("m", "sparse-50", ranks(20, 20), limit=3)]
+    assert site_pages.results_meta({r["case_id"]: r for r in mixed})["mixed"] == ["trex"]
