@@ -95,6 +95,10 @@ def preset_sort(preset: dict):
     return (3, -bits, rank, amount, pid)
 
 
+def _limit(value) -> str:
+    return "all" if value is None else str(value)
+
+
 def _comparison_fields(c: derive.Comparison) -> dict:
     return {"verdict": c.verdict, "floor": c.floor, "retention": c.retention, "ci": c.ci,
             "lost": c.lost, "gained": c.gained, "p": c.p, "shared": c.n_shared, "kept": c.kept,
@@ -140,6 +144,13 @@ class Board:
             k = preset_sort(r["preset_info"])
             keys[r["preset"]] = min(keys.get(r["preset"], k), k)
         self.preset_rank = {pid: i for i, pid in enumerate(sorted(keys, key=keys.get))}
+        # Probes are sized differently on purpose (T-REx 10 per relation, ConceptNet whole); what
+        # must not pass unnoticed is one probe measured at two limits on one board.
+        self.probe_limits: dict[str, set] = {}
+        for row in rows.values():
+            for c in row["cells"].values():
+                if c["status"] == "ok":
+                    self.probe_limits.setdefault(c["probe"], set()).add(c["limit"])
         for row in rows.values():
             self._summarise(row)
         self.rows = sorted(rows.values(), key=lambda r: (r["model"], self.preset_rank[r["preset"]]))
@@ -222,12 +233,13 @@ class Board:
                           "pass" if any(c["verdict"] == "pass" for c in ok) else
                           "recorded" if any(c["verdict"] == "recorded" for c in ok) else
                           "error" if not ok else ok[0]["verdict"])
-        limits = sorted({c["limit"] for c in cells if c["limit"] is not None})
-        row["limits"] = limits
+        row["limits"] = sorted({c["limit"] for c in cells if c["limit"] is not None})
         flags = []
-        if len(limits) > 1:
-            flags.append(f"mixed --limit: {', '.join(map(str, limits))} (cases measured on "
-                         "different numbers of facts; each is paired with its own baseline)")
+        for c in ok:
+            others = self.probe_limits.get(c["probe"], set()) - {c["limit"]}
+            if others:
+                flags.append(f"{c['probe']} at --limit {_limit(c['limit'])}, other rows at "
+                             f"{', '.join(sorted(map(_limit, others)))}: compare rows of one limit")
         flags += [f"{c['probe']}: a newer run failed on {c['newer_error']['finished']}"
                   for c in cells if c.get("newer_error")]
         flags += [f"{c['probe']}: {c['reason']}" for c in ok if c["verdict"] == "mismatched-baseline"]

@@ -214,7 +214,8 @@ def test_a_baseline_of_another_limit_is_never_paired_and_a_row_mixing_limits_is_
     assert "limit 10 vs 3" in row["cells"]["trex"]["reason"]
     assert site_relations.facts(b, "m__sparse-50__trex") is None
     assert row["knowledge"]["n"] == 40                 # squad only
-    assert any(f.startswith("mixed --limit: 3, 10") for f in row["flags"])
+    assert "trex at --limit 3, other rows at 10: compare rows of one limit" in row["flags"]
+    assert not any(f.startswith("squad") for f in row["flags"])     # one limit everywhere
 
 
 def test_a_newer_failed_run_is_kept_beside_the_last_good_result():
