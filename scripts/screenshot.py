@@ -42,6 +42,8 @@ def shoot(site: Path, out: Path, page: str = "index.html", width: int = 1280, he
     with tempfile.TemporaryDirectory() as profile:
         d = driver(width, height, Path(profile))
         try:
+            if not (site / page).is_file():
+                raise SystemExit(f"{page}: no such page in the built site ({site})")
             d.get((site / page).as_uri())
             if full:
                 h = d.execute_script("return document.documentElement.scrollHeight")
