@@ -24,7 +24,12 @@ optimum-quanto 0.2.7, gptqmodel 7.7) and checked numerically in tests/test_calls
   those columns in the int8 part. Call-scoped; statistic: the set of outlier columns. (In
   training mode on CPU it dequantizes the weight instead; scorers run in eval mode.)
 * torchao ``Int8DynamicActivationInt8WeightConfig`` (``ao-w8a8``): activation granularity
-  ``PerRow()`` -> block size (1, ..., 1, in_features): one symmetric scale per token. Row-local.
+  ``PerRow()`` -> block size (1, ..., 1, in_features): one symmetric scale per token. Row-local,
+  but not safe to share work across candidates: rounding every activation to int8 turns the
+  last-bit differences between a cached prompt and a whole-sequence call into different scores
+  (scripts/brute_lama.py on the SmolLM2 T-REx record scored through the prompt cache: 2 of 4
+  facts ranked differently from one call per candidate, 6 vs 8 and 14 vs 13). Scored one call
+  per sequence like the call-scoped kinds; statistic: each token's absmax (its own row).
 * bitsandbytes 4-bit, torchao weight-only, optimum-quanto (weights only; compressors/quanto_int4
   multiplies by the dequantized weight), GPTQ (its grid values dequantized into fp32 ``Linear``
   layers, compressors/gptq.py): the activation is used as is. Row-local.
@@ -50,6 +55,15 @@ class MinMax(Statistic):
 
     def stat(self, x):
         return torch.stack([x.min().clamp(max=0), x.max().clamp(min=0)])
+
+
+class RowAbsMax(Statistic):
+    """torchao's per-token dynamic int8: each token's absmax (row-local). Listed because the
+    rounding it applies magnifies float differences between cached and uncached computation."""
+    reason = "torchao per-token dynamic int8: activation rounding magnifies cache-vs-call float differences"
+
+    def stat(self, x):
+        return x.abs().amax(dim=-1)
 
 
 class OutlierColumns(Statistic):
@@ -81,6 +95,11 @@ def _kinds():
                         if float(getattr(m.state, "threshold", 0.0) or 0.0) > 0 else None))
     except Exception:     # a broken optional backend must not break scoring of other models
         pass
+    # Last: any Linear whose weight is a torchao tensor that quantizes its input on the fly
+    # (torchao 0.18: Int8Tensor with act_quant_kwargs; older: LinearActivationQuantizedTensor).
+    out.append((torch.nn.Linear, lambda m: RowAbsMax()
+                if getattr(m.weight, "act_quant_kwargs", None) is not None
+                or type(m.weight).__name__ == "LinearActivationQuantizedTensor" else None))
     return out
 
 
