@@ -77,7 +77,8 @@ def test_ranks_are_the_same_at_batch_1_and_64(tmp_path, monkeypatch, family, pre
     many = score_subset(model, tok, family, root, "trex", batch_size=64)
     assert _outcomes(one) == _outcomes(many)
     scoped = bool(call_scoped(model))
-    assert scoped == (preset in ("int8-dyn", "dyn8-attn", "dyn8-ffn", "p20-dyn8", "p40-dyn8", "bnb-int8"))
+    assert scoped == (preset in ("int8-dyn", "dyn8-attn", "dyn8-ffn", "p20-dyn8", "p40-dyn8", "bnb-int8",
+                                "ao-w8a8"))
     assert one.meta["scoring"]["policy"] == many.meta["scoring"]["policy"] == POLICY[family, scoped]
     assert (one.meta["scoring"]["batch_size"], many.meta["scoring"]["batch_size"]) == (1, 64)
     assert len(one.examples) == 2 * len(SUBJECTS)

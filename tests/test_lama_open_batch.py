@@ -13,8 +13,8 @@ from probes.callscope import is_call_scoped
 from probes.lama_data import load_subset
 from tests.test_lama_cache import OBJECTS, _write
 
-# nf4 and torchao's w8a8 (per-token activation scales) are batch-invariant; int8-dyn and
-# LLM.int8 are call-scoped and must take the one-sequence-per-call path.
+# nf4 is batch-invariant; int8-dyn and LLM.int8 are call-scoped, and torchao's w8a8 (per-token
+# activation scales, rounding-sensitive) is listed with them: one sequence per call.
 PRESETS = ["none", "sparse-50", "nf4-single", "ao-w8a8", "int8-dyn", "bnb-int8"]
 ARCHS = {"llama": "causal", "gemma3": "causal", "t5": "seq2seq", "bert": "masked"}
 # LLM.int8 takes the same path as int8-dyn (and is slow on CPU): on one architecture only.
@@ -81,7 +81,7 @@ def test_answers_are_the_same_at_batch_1_and_64_and_one_per_call(subset, arch, p
     big, meta = _answers(model, tok, family, subset, 64)
     assert calls and not any(padded for _, padded in calls)
     scoped = is_call_scoped(model)
-    assert scoped == (preset in ("int8-dyn", "bnb-int8"))
+    assert scoped == (preset in ("int8-dyn", "bnb-int8", "ao-w8a8"))
     assert meta["path"].startswith("one sequence per call") == scoped
     assert all(rows == 1 for rows, _ in calls) == scoped   # batched: some call has many rows
     one, _ = _answers(model, tok, family, subset, 1)
