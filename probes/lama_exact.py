@@ -14,7 +14,7 @@ prompt's; on SmolLM2 bnb-int8, 90-100 % added an outlier column (in late down_pr
 How it runs faster than one Python-level call per candidate: a fact's sequences of one length
 go side by side in one batch (no padding, no mask: the model's own causal path), and
 ``Segments`` wraps every call-scoped module to run its real kernel once per batch row, on that
-row's tokens only, so each kernel call takes the statistic the sequence's own call would take;
+row's tokens only (a row-local one, torchao's per-token int8, runs the batch as it is), so each kernel call takes the statistic the sequence's own call would take;
 every other operation computes rows apart. On SmolLM2 int8-dyn this gave the separate calls'
 scores to 1e-6 (float summation), about twice as fast. A fact's batches depend on the fact
 alone, never on ``batch_size`` or on other facts.
@@ -68,7 +68,9 @@ class Segments:
     @contextlib.contextmanager
     def per_row(self, batch: int):
         """While active, each call-scoped module splits its (batch, tokens, features) input into
-        its ``batch`` rows and runs its kernel once per row: as if each row were its own call."""
+        its ``batch`` rows and runs its kernel once per row: as if each row were its own call.
+        Modules whose statistic is row-local (torchao's per-token int8) run the whole batch:
+        without padding or cache their rows are already their separate calls'."""
         patched = []
 
         def wrap(module):
@@ -81,8 +83,9 @@ class Segments:
                 return torch.cat([original(x[r:r + 1], *args, **kwargs) for r in range(batch)])
             module.forward = forward
         try:
-            for module, _ in self.scoped.values():
-                wrap(module)
+            for module, statistic in self.scoped.values():
+                if not statistic.row_local:   # a per-token statistic is already each row's own
+                    wrap(module)
             yield
         finally:
             for module, before in patched:

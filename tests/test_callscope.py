@@ -107,6 +107,30 @@ def test_torchao_w8a8_quantizes_activations_per_token():
     assert get_block_size((5, 7, 64), gran) == (1, 1, 64)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_torchao_w8a8_rows_side_by_side_are_their_separate_calls(threads):
+    """Why probes/lama_exact runs ao-w8a8's quantized calls on the whole batch (row_local): equal-
+    length sequences side by side, no padding, no cache, give each sequence's own call's hidden
+    states bit for bit. int8-dyn, whose scale spans the call, does not (the control)."""
+    _needs("ao-w8a8")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for preset, row_local in (("ao-w8a8", True), ("int8-dyn", False)):
+            model, _ = build("causal", width=64, seed=3)
+            compress(model, preset, "causal")
+            model.eval()
+            assert all(s.row_local == row_local for _, s in call_scoped(model).values()), preset
+            ids = torch.randint(3, 200, (12, 9), generator=torch.Generator().manual_seed(1))
+            with torch.inference_mode():
+                together = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+                alone = torch.cat([model.base_model(input_ids=ids[r:r + 1], use_cache=False).last_hidden_state
+                                   for r in range(len(ids))])
+            assert torch.equal(together, alone) == row_local, preset
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_scoped_and_combined_int8_presets_are_detected():
     for preset, n in (("dyn8-attn", 8), ("dyn8-ffn", 6), ("p20-dyn8", 14), ("int8-dyn", 14)):
         model, _ = build("causal", width=64)

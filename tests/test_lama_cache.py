@@ -157,16 +157,19 @@ def test_vocabulary_rows_held_at_once_are_bounded(tmp_path, monkeypatch):
     assert {e["uid"]: e["rank"] for e in res.examples} == ranks
 
 
+@pytest.mark.parametrize("preset", ["int8-dyn", "ao-w8a8"])
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
-def test_call_scoped_batches_give_the_separate_calls_scores(arch):
+def test_call_scoped_batches_give_the_separate_calls_scores(arch, preset):
     """probes/lama_exact runs a fact's equal-length sequences side by side, each call-scoped
-    kernel once per row, on one thread: each score is the one of its own call (batch 1, the
-    process's threads) to float summation order."""
-    from compressors import compress
+    kernel once per row (a row-local one, ao-w8a8, on the whole batch), on one thread: each score
+    is the one of its own call (batch 1, the process's threads) to float summation order."""
+    from compressors import compress, get_preset, unavailable_reason
     from probes.callscope import call_scoped
     from probes.lama_exact import Segments, _batched_scores, score_alone
+    if unavailable_reason(get_preset(preset)):
+        pytest.skip(unavailable_reason(get_preset(preset)))
     model, tok = build("causal", seed=7, width=64) if arch == "llama" else _gemma3()
-    compress(model, "int8-dyn", "causal")
+    compress(model, preset, "causal")
     model.eval()
     ctx = tok("Hannelore Kirchschlaeger-Obermaier was born in")["input_ids"]
     seqs = [tok(" " + o, add_special_tokens=False)["input_ids"] for o in OBJECTS + ["Lyon Lima"]]
