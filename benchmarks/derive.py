@@ -22,8 +22,14 @@ Definitions
   gated or coloured, ``too-few-facts`` (fewer than MIN_FACTS shared examples or fewer than
   MIN_BASELINE_CORRECT examples the baseline gets right), ``degenerate-baseline`` (an ability
   baseline at or below the majority-class rate of its examples), ``no-baseline``,
-  ``mismatched-baseline`` (the baseline was measured on another model revision, data, limit or
+  ``mismatched-baseline`` (the baseline was measured on another model revision, data or
   scorer) and ``error``. The baseline itself is ``baseline``.
+* Limits: every probe's ``--limit N`` selects a prefix of one fixed order (LAMA: each relation's
+  first N facts in a hash order; lm-eval: the split's first N documents; perplexity: the first N
+  windows), so records at two limits are nested, and a record is paired with a baseline at
+  another limit on the examples both scored (the main job scores the slow per-call presets on a
+  subsample this way). ``value`` and ``baseline_value`` are then both the share correct on those
+  shared examples, and ``extra["limits"]`` says (record's, baseline's).
 """
 from __future__ import annotations
 
@@ -59,8 +65,8 @@ MEANING = {
     "degenerate-baseline": "the baseline does no better than always giving the most common "
                            "answer: its retention means nothing",
     "no-baseline": "no usable baseline record to pair with",
-    "mismatched-baseline": "the baseline came from another model revision, data, limit or "
-                           "scorer: not paired",
+    "mismatched-baseline": "the baseline came from another model revision, data or scorer: "
+                           "not paired",
     "error": "the case failed to run; the error is shown",
 }
 
@@ -176,9 +182,10 @@ def perplexity_ratio(base: dict, comp: dict, level: float = CI_LEVEL):
     return ratio(shared), (ci if len(shared) > 1 else None), len(shared)
 
 
-# What must agree for two records to be paired: the same weights, data, facts and scorer.
+# What must agree for two records to be paired: the same weights, data and scorer. The limit
+# need not (limits are nested: the pair is taken on the examples both scored, see above).
 PAIR_FIELDS = (("model revision", ("model", "revision")), ("probe version", ("probe", "version")),
-               ("data checksum", ("probe", "data_checksum")), ("limit", ("probe", "limit")))
+               ("data checksum", ("probe", "data_checksum")))
 
 
 def pairing_problems(base: dict, rec: dict) -> list[str]:
@@ -222,7 +229,10 @@ class Comparison:
         if self.verdict == "baseline":
             return out
         out.update(baseline_case=self.baseline_case, retention=self.retention,
-                   facts_lost=self.lost, facts_gained=self.gained, mcnemar_p=self.p)
+                   facts_lost=self.lost, facts_gained=self.gained, mcnemar_p=self.p,
+                   n_shared=self.n_shared)
+        if "limits" in self.extra:   # paired with a baseline at another --limit (nested)
+            out["baseline_limit"] = self.extra["limits"][1]
         if self.reason:
             out["reason"] = self.reason
         if self.message:
@@ -280,6 +290,12 @@ def compare(base: dict | None, rec: dict, floor: float | None = None,
         out.n_shared = out.paired.n
         out.retention = out.paired.retention
         out.ci = out.paired.ci()
+        limits = ((rec.get("probe") or {}).get("limit"), (base.get("probe") or {}).get("limit"))
+        if limits[0] != limits[1] and out.paired.n:
+            # a subsample of the baseline's examples (or the reverse): both values on the shared ones
+            out.extra["limits"] = limits
+            out.value = out.paired.compressed_correct / out.paired.n
+            out.baseline_value = out.paired.baseline_correct / out.paired.n
     elif kind(rec) == "perplexity":
         out.retention, out.ci, out.n_shared = perplexity_ratio(base, rec)
         if out.retention is None and out.value and out.baseline_value:

@@ -58,6 +58,8 @@ class Case:
         return tuple(dict.fromkeys(marks))
 
 
+PER_CALL = "per-call:"   # --limits keys for presets scored one call per sequence (Preset.per_call)
+
 # The main job (scripts/bench.sh: `--probes default --limits main`): each probe's limit, sized so
 # the whole job fits 20 minutes on a quiet 2-core CPU while every figure it shows can tell a real
 # drop from noise (issue 19). None: all of it. T-REx: 10 facts per relation, 410 facts, of which
@@ -65,11 +67,24 @@ class Case:
 # examples (SmolLM2 gets 69 right); the testbed's facts: all 240. One-core costs per case, measured:
 # T-REx 12 s, ConceptNet 8-15 s, PIQA 22 s (SmolLM2) and 40 s (Gemma); docs/notebook.md.
 MAIN_LIMITS: dict[str, int | None] = {"trex": 10, "conceptnet": None, "piqa": 100,
-                                      "fact-trained": None, "fact-heldout": None}
+                                      "fact-trained": None, "fact-heldout": None,
+                                      **{PER_CALL + p: n for p, n in (("trex", 1), ("conceptnet", 1),
+                                                                       ("piqa", 50))}}
+
+
+def case_limit(limits: dict, default: int | None, probe_id: str, preset=None) -> int | None:
+    """The limit a case runs at: a per-call preset's own (``per-call:probe``), else the probe's,
+    else the run's --limit. A smaller limit selects a subset of a larger one's facts (each
+    relation's first N in a fixed hash order; a task's first N documents), so such a case pairs
+    with a baseline run at the larger limit on the facts they share (benchmarks/derive.py)."""
+    if preset is not None and getattr(preset, "per_call", False) and PER_CALL + probe_id in limits:
+        return limits[PER_CALL + probe_id]
+    return limits.get(probe_id, default)
 
 
 def parse_limits(text: str | None) -> dict[str, int | None]:
-    """--limits: 'main' (MAIN_LIMITS) or 'probe=N,probe=all,...' -> probe id -> limit."""
+    """--limits: 'main' (MAIN_LIMITS) or 'probe=N,probe=all,per-call:probe=N,...' -> key -> limit
+    (``per-call:`` keys apply to presets scored one call per sequence only, Preset.per_call)."""
     if not text:
         return {}
     if text.strip() == "main":
@@ -77,15 +92,16 @@ def parse_limits(text: str | None) -> dict[str, int | None]:
     from probes import get_probe
     out: dict[str, int | None] = {}
     for part in filter(None, (x.strip() for x in text.split(","))):
-        pid, sep, value = part.partition("=")
+        key, sep, value = part.partition("=")
         if not sep:
-            raise ValueError(f"{part!r}: expected probe=N or probe=all")
-        get_probe(pid.strip())   # KeyError names the probe and the near ones
+            raise ValueError(f"{part!r}: expected probe=N, probe=all or per-call:probe=N")
+        key = key.strip()
+        get_probe(key.removeprefix(PER_CALL).strip())   # KeyError names the probe and the near ones
         value = value.strip()
         if value == "all":
-            out[pid.strip()] = None
+            out[key] = None
         elif value.isdigit() and int(value) > 0:
-            out[pid.strip()] = int(value)
+            out[key] = int(value)
         else:
             raise ValueError(f"{part!r}: the limit must be a positive whole number or all")
     return out

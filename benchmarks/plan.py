@@ -217,7 +217,9 @@ def table_for(results_dir: Path | None, device: str) -> tuple[dict, tuple]:
 
 
 def estimate(cases, limits, lama_root, table: dict, speed_ratio: float, device: str = "cpu") -> Plan:
-    """``limits``: probe id -> limit (None: all), as the runner will apply them."""
+    """``limits``: probe id (or ``per-call:`` probe id) -> limit (None: all), as the runner will
+    apply them (benchmarks/matrix.case_limit)."""
+    from benchmarks.matrix import case_limit
     from compressors import unavailable_reason
     plan = Plan(speed_ratio=speed_ratio, records=table.get("records", 0))
     k = speed_ratio
@@ -228,7 +230,7 @@ def estimate(cases, limits, lama_root, table: dict, speed_ratio: float, device: 
         if unavailable_reason(c.preset, device):
             plan.seconds[c.id], plan.basis[c.id] = 0.0, "skip"
             continue
-        n = units(c, limits.get(pr), lama_root, table)
+        n = units(c, case_limit(limits, None, pr, c.preset), lama_root, table)
         secs, basis = probe_seconds(table, m, pr, p, c.preset.method, n) if n else (None, "none")
         if secs is None:
             plan.seconds[c.id], plan.basis[c.id] = 0.0, "none"
@@ -241,7 +243,8 @@ def estimate(cases, limits, lama_root, table: dict, speed_ratio: float, device: 
             compressed.add((m, p, c.preset.method))
             if (m, pr) not in selected and (m, pr) not in baselines:
                 baselines.add((m, pr))
-                base, _ = probe_seconds(table, m, pr, "none", "none", n)
+                n_base = units(c, limits.get(pr), lama_root, table)   # at the probe's own limit
+                base, _ = probe_seconds(table, m, pr, "none", "none", n_base) if n_base else (None, "")
                 plan.shared[f"{m} baseline of {pr}"] = (base or 0.0) * k
     for m in models:
         plan.shared[f"load {m}"] = table.get("load", {}).get(m, 0.0) * k
@@ -257,9 +260,11 @@ def make(cases, limits: dict, default_limit, lama_root, device: str = "cpu",
     """The plan of ``cases`` at their limits (``limits`` per probe, else ``default_limit``),
     with a smaller --limit suggested when it would take longer than SUGGEST_ABOVE_S."""
     from benchmarks.environment import speed_ms
+    from benchmarks.matrix import PER_CALL
     table, sources = table_for(results_dir, device)
     ratio = speed_ms() / table["speed_ms"] if table.get("speed_ms") else 1.0
     per_probe = {c.probe.id: limits.get(c.probe.id, default_limit) for c in cases}
+    per_probe.update({k: v for k, v in limits.items() if k.startswith(PER_CALL)})
     plan = estimate(cases, per_probe, lama_root, table, ratio, device)
     plan.sources = sources
     if plan.total > SUGGEST_ABOVE_S:

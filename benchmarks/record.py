@@ -127,6 +127,7 @@ OK_OPTIONAL = {
     "gate.retention": (*_NUM, _NONE), "gate.message": _TEXT, "gate.protocol": _TEXT,
     "gate.mcnemar_p": (*_NUM, _NONE), "gate.facts_lost": (_INT, _NONE),
     "gate.facts_gained": (_INT, _NONE), "gate.baseline_case": (_TEXT, _NONE),
+    "gate.n_shared": (_INT, _NONE), "gate.baseline_limit": (_INT, _NONE),
     "probe.candidate_counts": dict, "probe.templates": dict, "model.params": (_INT, _NONE),
     "environment.transformers": (_TEXT, _NONE),
 }

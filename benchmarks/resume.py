@@ -35,7 +35,7 @@ def planned_key(runner, case) -> str | None:
     if _checksums[where] is None:
         return None
     return make_config_key(case.id, revision, case.preset.params, case.probe.scorer_version(),
-                           _checksums[where], runner.limit_for(case.probe), runner.request())
+                           _checksums[where], runner.limit_for(case.probe, case.preset), runner.request())
 
 
 def finished_record(runner, case) -> dict | None:

@@ -63,9 +63,11 @@ class Runner:
         return {"requested_batch_size": self.batch_size, "dtype": LOAD_DTYPE,
                 "torch_threads": torch.get_num_threads(), "device": self.device}
 
-    def limit_for(self, probe) -> int | None:
-        """The limit this run applies to ``probe``: its own (--limits) or the run's (--limit)."""
-        return self.limits.get(probe.id, self.limit)
+    def limit_for(self, probe, preset=None) -> int | None:
+        """The limit this run applies to ``probe`` under ``preset``: a per-call preset's own
+        (``per-call:probe=N`` in --limits), else the probe's own (--limits), else --limit."""
+        from benchmarks.matrix import case_limit
+        return case_limit(self.limits, self.limit, probe.id, preset)
 
     def floor(self, case) -> float | None:
         if self.floors is not None and case.preset.id in self.floors:
@@ -111,19 +113,19 @@ class Runner:
             self._compressed = (spec.id, preset.id, work, effect)
         return self._compressed[2], self._compressed[3]
 
-    def _score(self, model, spec, probe):
+    def _score(self, model, spec, probe, preset=None):
         tok = self._dense[2]
-        return probe.score(model, tok, spec.family, self.lama_root, limit=self.limit_for(probe),
-                           batch_size=self.batch_size)
+        return probe.score(model, tok, spec.family, self.lama_root,
+                           limit=self.limit_for(probe, preset), batch_size=self.batch_size)
 
-    def _probe_fields(self, probe) -> dict:
+    def _probe_fields(self, probe, preset=None) -> dict:
         return {"id": probe.id, "kind": probe.kind, "version": probe.scorer_version(),
-                "limit": self.limit_for(probe), "main_metric": probe.main_metric}
+                "limit": self.limit_for(probe, preset), "main_metric": probe.main_metric}
 
-    def _view(self, case_id, info, probe, result) -> dict:
+    def _view(self, case_id, info, probe, result, preset=None) -> dict:
         """The fields derive.compare reads, for a probe result not (yet) written as a record."""
         return {"case_id": case_id, "status": "ok", "model": info,
-                "probe": {**self._probe_fields(probe), "data_checksum": result.meta["data_checksum"]},
+                "probe": {**self._probe_fields(probe, preset), "data_checksum": result.meta["data_checksum"]},
                 "metrics": result.metrics, "examples": result.examples}
 
     def baseline(self, spec, probe) -> dict:
@@ -159,9 +161,9 @@ class Runner:
         with PeakRSS() as mem:
             if torch.cuda.is_available() and self.device != "cpu":
                 torch.cuda.reset_peak_memory_stats()
-            result = self._score(model, spec, probe)
+            result = self._score(model, spec, probe, preset)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        view = self._view(case.id, info, probe, result)
+        view = self._view(case.id, info, probe, result, preset)
         base = view if preset.id == "none" else self.baseline(spec, probe)
         if preset.id == "none":
             self._baselines[(spec.id, probe.id)] = view
@@ -179,7 +181,7 @@ class Runner:
             case_id=case.id, model=info, effect=effect, result=result,
             preset={"id": preset.id, "method": preset.method, "params": preset.params,
                     "bits": preset.bits},
-            probe={**self._probe_fields(probe), "data_checksum": result.meta["data_checksum"]},
+            probe={**self._probe_fields(probe, preset), "data_checksum": result.meta["data_checksum"]},
             scoring=self.scoring(model, result), latency=timing,
             memory={"peak_rss_bytes": mem.peak, "weight_bytes": effect["weight_bytes"],
                     "cuda_peak_bytes": torch.cuda.max_memory_allocated()
@@ -260,7 +262,7 @@ class Runner:
             error={"type": type(exc).__name__, "message": message[:4000], "phase": phase},
             preset={"id": preset.id, "method": preset.method, "params": preset.params,
                     "bits": preset.bits},
-            probe={"id": probe.id, "kind": probe.kind, "limit": self.limit_for(probe)},
+            probe={"id": probe.id, "kind": probe.kind, "limit": self.limit_for(probe, preset)},
             environment=self.env, started=started, finished=now())
 
     # -- resume --------------------------------------------------------------------------------

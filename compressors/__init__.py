@@ -26,6 +26,11 @@ class Preset:
     default: bool = True         # part of `--presets default` (the main job's curated subset)
     cuda: bool = False           # needs a CUDA device: collected with a `cuda` mark, skipped on CPU
     backend: tuple[str, str] | None = None   # (module to import, how to install it) if optional
+    # Its quantizer rounds activations with a statistic the probes must not share across sequences
+    # (probes/callscope.py), so every probe scores it one forward call per sequence: exact, and on
+    # a CPU 10-50x slower than a batched case. The main job gives such cases their own, smaller
+    # limits (`per-call:` in --limits). tests/test_callscope.py checks declared == detected.
+    per_call: bool = False
 
 
 class CompressionError(RuntimeError):

@@ -20,7 +20,7 @@ from compressors.layers import conv1d_to_linear, set_module
 from compressors.measure import linear_modules, weight_bytes
 
 
-register_preset(Preset("bnb-int8", "bnb", bits=8, default=True, backend=BNB,
+register_preset(Preset("bnb-int8", "bnb", bits=8, default=True, backend=BNB, per_call=True,
                        params={"kind": "int8", "threshold": 6.0}))
 for qt in ("nf4", "fp4"):
     for dq, word in ((False, "single"), (True, "double")):

@@ -14,7 +14,7 @@ from compressors import Preset, apply, get_preset, handler, register_preset
 from compressors.backends import BNB
 
 for pct in (20, 40):
-    register_preset(Preset(f"p{pct}-dyn8", "prune-quantize", bits=8, default=False,
+    register_preset(Preset(f"p{pct}-dyn8", "prune-quantize", bits=8, default=False, per_call=True,
                            params={"prune": f"sparse-{pct}", "quantize": "int8-dyn"}))
     register_preset(Preset(f"p{pct}-nf4", "prune-quantize", bits=4, default=False, backend=BNB,
                            params={"prune": f"sparse-{pct}", "quantize": "nf4-single"}))

@@ -19,13 +19,13 @@ from compressors.layers import conv1d_to_linear, set_module
 from compressors.scopes import scoped_linears
 
 register_preset(Preset("int8-dyn", "dynamic-int8", params={"dtype": "qint8", "scope": "linear"},
-                       bits=8))
+                       bits=8, per_call=True))
 # Scoped to one of the paper's groups (compressors/scopes.py): the paper found attention-only
 # and feed-forward-only quantization cost different amounts of knowledge.
 register_preset(Preset("dyn8-attn", "dynamic-int8", params={"dtype": "qint8", "scope": "attention"},
-                       bits=8, default=False))
+                       bits=8, default=False, per_call=True))
 register_preset(Preset("dyn8-ffn", "dynamic-int8", params={"dtype": "qint8", "scope": "ffn"},
-                       bits=8, default=False))
+                       bits=8, default=False, per_call=True))
 
 
 @handler("dynamic-int8", kind="quantization", version="dynamic-int8-1")

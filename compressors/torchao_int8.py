@@ -19,7 +19,7 @@ from compressors.measure import weight_bytes
 
 register_preset(Preset("ao-w8only", "torchao", bits=8, default=False, backend=TORCHAO,
                        params={"config": "Int8WeightOnlyConfig"}))
-register_preset(Preset("ao-w8a8", "torchao", bits=8, default=True, backend=TORCHAO,
+register_preset(Preset("ao-w8a8", "torchao", bits=8, default=True, backend=TORCHAO, per_call=True,
                        params={"config": "Int8DynamicActivationInt8WeightConfig"}))
 # torchao's int4 weight-only kernels exist for CUDA only (docs/backends: no CPU kernel here).
 register_preset(Preset("ao-w4", "torchao", bits=4, default=False, backend=TORCHAO, cuda=True,

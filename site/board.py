@@ -144,13 +144,6 @@ class Board:
             k = preset_sort(r["preset_info"])
             keys[r["preset"]] = min(keys.get(r["preset"], k), k)
         self.preset_rank = {pid: i for i, pid in enumerate(sorted(keys, key=keys.get))}
-        # Probes are sized differently on purpose (T-REx 10 per relation, ConceptNet whole); what
-        # must not pass unnoticed is one probe measured at two limits on one board.
-        self.probe_limits: dict[str, set] = {}
-        for row in rows.values():
-            for c in row["cells"].values():
-                if c["status"] == "ok":
-                    self.probe_limits.setdefault(c["probe"], set()).add(c["limit"])
         for row in rows.values():
             self._summarise(row)
         self.rows = sorted(rows.values(), key=lambda r: (r["model"], self.preset_rank[r["preset"]]))
@@ -236,10 +229,11 @@ class Board:
         row["limits"] = sorted({c["limit"] for c in cells if c["limit"] is not None})
         flags = []
         for c in ok:
-            others = self.probe_limits.get(c["probe"], set()) - {c["limit"]}
-            if others:
-                flags.append(f"{c['probe']} at --limit {_limit(c['limit'])}, other rows at "
-                             f"{', '.join(sorted(map(_limit, others)))}: compare rows of one limit")
+            limits = c["comparison"].extra.get("limits") if c.get("comparison") else None
+            if limits:   # nested selections: paired on the examples both scored (derive.py)
+                flags.append(f"{c['probe']} at --limit {_limit(limits[0])}, its baseline at "
+                             f"{_limit(limits[1])}: paired on the {c['comparison'].n_shared} "
+                             "examples both scored")
         flags += [f"{c['probe']}: a newer run failed on {c['newer_error']['finished']}"
                   for c in cells if c.get("newer_error")]
         flags += [f"{c['probe']}: {c['reason']}" for c in ok if c["verdict"] == "mismatched-baseline"]

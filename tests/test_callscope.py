@@ -138,3 +138,25 @@ def test_scoped_and_combined_int8_presets_are_detected():
         compress(model, preset, "causal")
         assert len(call_scoped(model)) == n, preset
         assert not call_scoped(dense)
+
+
+def _uncalibrated_cpu_presets():
+    from compressors import PRESETS, method_of
+    return [p.id for p in PRESETS.values() if not p.cuda and not method_of(p).context]
+
+
+@pytest.mark.parametrize("preset", _uncalibrated_cpu_presets())
+def test_per_call_is_declared_exactly_where_it_is_detected(preset):
+    """Preset.per_call (what the plan and the main job's `per-call:` limits read before any model is
+    compressed) matches what the scorers detect after compressing (call_scoped)."""
+    _needs(preset)
+    model, tok = build("causal", width=64)
+    compress(model, preset, "causal", tokenizer=tok)
+    assert bool(call_scoped(model)) == get_preset(preset).per_call
+
+
+def test_calibrated_methods_are_weight_only():
+    """The calibrated methods (wanda, sparsegpt, gptq, checkpoint) change weights only: none may
+    declare per_call without the test above covering it."""
+    from compressors import PRESETS, method_of
+    assert not [p.id for p in PRESETS.values() if method_of(p).context and p.per_call]

@@ -42,3 +42,21 @@ def test_a_compressed_case_alone_computes_its_own_baseline(tmp_path):
     (rec,) = read_records(tmp_path)
     assert rec["gate"]["baseline_case"] == "tiny-masked__none__squad"
     assert rec["gate"]["verdict"] in ("pass", "too-few-facts")   # random weights know little
+
+
+def test_a_per_call_preset_runs_at_its_own_limit_paired_with_the_larger_baseline(tmp_path):
+    """--limits per-call:trex=1 (the main job's way to afford int8-dyn's one call per sequence):
+    the int8-dyn case scores each relation's first fact, the baseline two, and the gate pairs them
+    on the 41 facts both scored; --resume keys on the case's own limit."""
+    results = tmp_path / "records"
+    args = ("-k", "tiny-causal and (none or int8-dyn) and trex",
+            "--limits", "trex=2,per-call:trex=1")
+    out = _pytest(*args, results=results)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    records = {r["case_id"]: r for r in read_records(results)}
+    dyn, base = records["tiny-causal__int8-dyn__trex"], records["tiny-causal__none__trex"]
+    assert (dyn["probe"]["limit"], dyn["n"]) == (1, 41) and (base["probe"]["limit"], base["n"]) == (2, 82)
+    assert {e["uid"] for e in dyn["examples"]} < {e["uid"] for e in base["examples"]}
+    assert dyn["gate"]["n_shared"] == 41
+    again = _pytest(*args, "--resume", results=results)
+    assert again.returncode == 0 and "2 skipped" in again.stdout, again.stdout[-2000:]

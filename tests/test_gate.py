@@ -74,14 +74,25 @@ def test_degenerate_ability_baseline():
     assert compare(base, comp).verdict == "degenerate-baseline"
 
 
-def test_a_baseline_of_another_scorer_or_limit_is_never_paired():
+def test_a_baseline_of_another_scorer_is_never_paired():
     base, comp = _pair(40, 20)
     base["probe"]["version"] = "lama-1"
     c = compare(base, comp, floor=0.9)
     assert c.verdict == "mismatched-baseline" and "probe version" in c.reason
-    base, comp = _pair(40, 20)
-    comp["probe"]["limit"] = 3
-    assert compare(base, comp, floor=0.9).verdict == "mismatched-baseline"
+
+
+def test_a_subsample_is_paired_with_a_larger_baseline_on_the_facts_both_scored():
+    """Limits are nested (each relation's first N facts of one fixed order), so a per-call case at
+    a smaller limit pairs with the baseline on its own facts; both values are over those facts."""
+    base, comp = _pair(40, 20)                    # the baseline knows 40, the compressed 20
+    base["probe"]["limit"], comp["probe"]["limit"] = 10, 3
+    comp["examples"] = comp["examples"][:32]      # the subsample: 32 facts, 20 right
+    c = compare(base, comp, floor=0.9)
+    assert c.n_shared == 32 and c.extra["limits"] == (3, 10)
+    assert c.baseline_value == pytest.approx(32 / 32) and c.value == pytest.approx(20 / 32)
+    assert c.retention == pytest.approx(20 / 32) and c.verdict == "fail"
+    comp["examples"] = comp["examples"][:20]      # below MIN_FACTS shared: recorded, not rated
+    assert compare(base, comp, floor=0.9).verdict == "too-few-facts"
 
 
 def test_open_protocol_judges_only_the_facts_it_can_ask():

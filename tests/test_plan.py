@@ -137,10 +137,25 @@ def test_limits_option_reads_probe_limits():
         parse_limits("trex=0")
     with pytest.raises(KeyError, match="unknown probe 'trexx'"):
         parse_limits("trexx=3")
+    with pytest.raises(KeyError, match="unknown probe 'trexx'"):
+        parse_limits("per-call:trexx=3")
+
+
+def test_per_call_presets_take_their_own_limit_and_others_ignore_it():
+    from benchmarks.matrix import case_limit
+    from compressors import get_preset
+    limits = parse_limits("trex=10,per-call:trex=1,piqa=100")
+    assert limits == {"trex": 10, "per-call:trex": 1, "piqa": 100}
+    assert case_limit(limits, 5, "trex", get_preset("int8-dyn")) == 1
+    assert case_limit(limits, 5, "trex", get_preset("sparse-50")) == 10
+    assert case_limit(limits, 5, "trex", None) == 10                 # the baseline
+    assert case_limit(limits, 5, "piqa", get_preset("int8-dyn")) == 100   # no per-call entry
+    assert case_limit(limits, 5, "conceptnet", get_preset("int8-dyn")) == 5
 
 
 def test_the_main_job_limits_every_probe_it_asks_and_nothing_else():
     from probes import PROBES
     from benchmarks.matrix import MAIN_LIMITS
-    assert set(MAIN_LIMITS) == {p.id for p in PROBES.values() if p.default}
+    from benchmarks.matrix import PER_CALL
+    assert {k.removeprefix(PER_CALL) for k in MAIN_LIMITS} == {p.id for p in PROBES.values() if p.default}
     assert parse_limits("main") == MAIN_LIMITS

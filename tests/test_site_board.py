@@ -204,17 +204,17 @@ def test_facts_lost_and_gained_carry_both_answers():
         ("lost", "gold0", "gold0", "other0"), ("gained", "gold1", "other1", "gold1")]
 
 
-def test_a_baseline_of_another_limit_is_never_paired_and_a_row_mixing_limits_is_flagged():
-    recs = [lama("m", "none", BASE, limit=10), lama("m", "sparse-50", ranks(20, 20), sparsity=0.5, limit=3),
+def test_a_subsample_at_another_limit_is_paired_on_shared_facts_and_flagged():
+    sub = lama("m", "sparse-50", ranks(20, 20), sparsity=0.5, limit=3)
+    sub["examples"] = sub["examples"][:32]
+    recs = [lama("m", "none", BASE, limit=10), sub,
             lama("m", "none", BASE, probe="squad", limit=10),
             lama("m", "sparse-50", ranks(20, 20), probe="squad", sparsity=0.5, limit=10)]
     b = _board(recs)
     row = _row(b, "m", "sparse-50")
-    assert row["cells"]["trex"]["verdict"] == "mismatched-baseline"
-    assert "limit 10 vs 3" in row["cells"]["trex"]["reason"]
-    assert site_relations.facts(b, "m__sparse-50__trex") is None
-    assert row["knowledge"]["n"] == 40                 # squad only
-    assert "trex at --limit 3, other rows at 10: compare rows of one limit" in row["flags"]
+    cell = row["cells"]["trex"]
+    assert cell["verdict"] not in derive.UNRATED and cell["comparison"].n_shared == 32
+    assert "trex at --limit 3, its baseline at 10: paired on the 32 examples both scored" in row["flags"]
     assert not any(f.startswith("squad") for f in row["flags"])     # one limit everywhere
 
 
