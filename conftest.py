@@ -176,9 +176,18 @@ def pytest_generate_tests(metafunc):
     except KeyError as exc:
         raise pytest.UsageError(f"--probes: {exc.args[0]}") from None
     # xdist_group: with `-n W --dist loadgroup` a model's cases share one worker (loaded once).
+    from benchmarks.matrix import SKIP, case_limit, parse_limits
+    limits = parse_limits(metafunc.config.getoption("--limits"))   # checked at configure
+    limit = metafunc.config.getoption("--limit")
+    chosen, skipped = [], []
+    for c in cases(select_models(_which_models(metafunc.config)), presets, probes):
+        (skipped if case_limit(limits, limit, c.probe.id, c.preset) == SKIP else chosen).append(c)
+    from benchmarks.live import LIMITS_SKIPPED
+    metafunc.config.stash[LIMITS_SKIPPED] = [c.id for c in skipped]
+    # xdist_group: with `-n W --dist loadgroup` a model's cases share one worker (loaded once).
     params = [pytest.param(c, id=c.id, marks=[*(getattr(pytest.mark, m) for m in c.marks),
                                               pytest.mark.xdist_group(xdist_group(c))])
-              for c in cases(select_models(_which_models(metafunc.config)), presets, probes)]
+              for c in chosen]
     metafunc.parametrize("case", params)
 
 

@@ -39,6 +39,9 @@ def selected_cases(config, ids) -> list:
     return [known[i] for i in ids if i in known]
 
 
+LIMITS_SKIPPED = pytest.StashKey[list]()   # case ids --limits left out (probe=skip), for the plan
+
+
 def show_plan(config, ids) -> None:
     """Print the plan once (the controller, or a run without xdist), and keep its estimates for
     the progress lines."""
@@ -63,6 +66,9 @@ def show_plan(config, ids) -> None:
     if tr is not None:
         for line in plan.lines(len(ids)):
             tr.write_line(line)
+        left = config.stash.get(LIMITS_SKIPPED, [])
+        if left:
+            tr.write_line(f"  left out by --limits (skip): {len(left)} case(s), e.g. {left[0]}")
     st["progress"] = Progress(plan.seconds, plan.total)
 
 

@@ -81,3 +81,17 @@ def test_pytest_k_by_architecture_and_bits():
     rc, items = _collect("-k", "gemma3")
     gguf_probes = [p for p in PROBES.values() if "pypi-gguf" in p.sources]   # + ability, perplexity
     assert rc == 0 and len(items) == len(PRESETS) * len(gguf_probes) and len(gguf_probes) == 6 + 9 + 1
+
+
+def test_limits_skip_leaves_per_call_cases_out_and_the_plan_says_so():
+    """The main job's per-call:conceptnet=skip: int8-dyn's ConceptNet case is not collected, the
+    other presets' are, and the plan names what was left out."""
+    args = ("--presets", "none,sparse-50,int8-dyn", "--probes", "trex,conceptnet",
+            "--models", "smollm2-135m", "--limits", "trex=10,per-call:trex=1,per-call:conceptnet=skip")
+    out = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", *args],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    items = {l.split("[")[1].rstrip("]") for l in out.stdout.splitlines() if "::test_case[" in l}
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert items == {f"smollm2-135m__{p}__{pr}" for p in ("none", "sparse-50", "int8-dyn")
+                     for pr in ("trex", "conceptnet")} - {"smollm2-135m__int8-dyn__conceptnet"}
+    assert "left out by --limits (skip): 1 case(s), e.g. smollm2-135m__int8-dyn__conceptnet" in out.stdout

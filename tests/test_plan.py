@@ -151,6 +151,9 @@ def test_per_call_presets_take_their_own_limit_and_others_ignore_it():
     assert case_limit(limits, 5, "trex", None) == 10                 # the baseline
     assert case_limit(limits, 5, "piqa", get_preset("int8-dyn")) == 100   # no per-call entry
     assert case_limit(limits, 5, "conceptnet", get_preset("int8-dyn")) == 5
+    assert parse_limits("per-call:conceptnet=skip") == {"per-call:conceptnet": 0}
+    with pytest.raises(ValueError, match="positive whole number, all or skip"):
+        parse_limits("trex=-1")
 
 
 def test_the_main_job_limits_every_probe_it_asks_and_nothing_else():
