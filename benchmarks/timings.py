@@ -2,6 +2,7 @@
 
     table = from_records(read_records(folder))      # seconds, scaled to one machine speed
     python -m benchmarks.timings results/records -o benchmarks/timings.json   # the committed table
+    python -m benchmarks.timings more/records --merge --about "..."            # merged over it
 
 Every figure is scaled to the table's ``speed_ms`` (benchmarks/environment.py: a fixed matmul
 workload, carried by each record), so records taken under other load, or on another machine, can
@@ -156,11 +157,18 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-speed-ms", type=float, default=None,
                     help="use the records' CPU seconds, as on a machine of this speed figure "
                          "(the CPU time of benchmarks/environment.py's speed workload)")
+    ap.add_argument("--merge", action="store_true",
+                    help="merge over the table already at --out (merge(): these records' entries "
+                         "replace its own) instead of replacing it")
     args = ap.parse_args(argv)
-    from benchmarks.record import atomic_write_text
+    from probes.storage import atomic_write
     records = read_folders(args.folders)
     table = from_records(records, args.about, args.cpu_speed_ms)
-    atomic_write_text(args.out, json.dumps(table, indent=1, sort_keys=True) + "\n")
+    if args.merge:
+        base = load_table(args.out)
+        table = merge(base, table)
+        table["about"] = " ".join(filter(None, (base.get("about", ""), args.about)))
+    atomic_write(args.out, json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(f"{args.out}: {table['records']} records, speed {table['speed_ms']} ms")
     return 0
 

@@ -2,6 +2,8 @@
 progress.py): numbers from records, scaled and extrapolated as documented."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from benchmarks import plan as planmod, timings
@@ -162,3 +164,16 @@ def test_the_main_job_limits_every_probe_it_asks_and_nothing_else():
     from benchmarks.matrix import PER_CALL
     assert {k.removeprefix(PER_CALL) for k in MAIN_LIMITS} == {p.id for p in PROBES.values() if p.default}
     assert parse_limits("main") == MAIN_LIMITS
+
+
+def test_the_timing_table_is_built_and_merged_from_record_folders(tmp_path):
+    from benchmarks import timings
+    from tests.site_records import write_site_records
+    folder = write_site_records(tmp_path / "records")
+    out = tmp_path / "timings.json"
+    assert timings.main([str(folder), "-o", str(out), "--about", "first"]) == 0
+    first = json.loads(out.read_text())
+    assert first["records"] > 0 and first["about"] == "first" and first["probe"]
+    assert timings.main([str(folder), "-o", str(out), "--merge", "--about", "again"]) == 0
+    merged = json.loads(out.read_text())
+    assert merged["records"] == 2 * first["records"] and merged["about"] == "first again"
