@@ -26,6 +26,7 @@ from benchmarks import derive, latency, models as model_registry
 from benchmarks.environment import PeakRSS, environment, now
 from benchmarks.record import error_record, ok_record, write_record
 from compressors import compress
+from probes.callscope import scoring_threads
 
 LOAD_DTYPE = "float32"      # every loader builds fp32 weights (benchmarks/models.py)
 
@@ -115,8 +116,9 @@ class Runner:
 
     def _score(self, model, spec, probe, preset=None):
         tok = self._dense[2]
-        return probe.score(model, tok, spec.family, self.lama_root,
-                           limit=self.limit_for(probe, preset), batch_size=self.batch_size)
+        with scoring_threads(model):   # one thread for a model scored one call per sequence
+            return probe.score(model, tok, spec.family, self.lama_root,
+                               limit=self.limit_for(probe, preset), batch_size=self.batch_size)
 
     def _probe_fields(self, probe, preset=None) -> dict:
         return {"id": probe.id, "kind": probe.kind, "version": probe.scorer_version(),

@@ -36,6 +36,8 @@ optimum-quanto 0.2.7, gptqmodel 7.7) and checked numerically in tests/test_calls
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -127,3 +129,24 @@ def call_scoped(model) -> dict:
 
 def is_call_scoped(model) -> bool:
     return bool(call_scoped(model))
+
+
+# Such a model is scored one sequence per call (a LAMA candidate, a greedy step, an lm-eval
+# request): thousands of small kernel calls, each of which, with two intra-op threads on the
+# 2-core CPU, waits for the second thread. SmolLM2 int8-dyn: 2.2 s a candidate at 2 threads,
+# 0.09 s at 1 (probes/lama_exact.py); its strict-protocol decoding of 123 T-REx facts ran over 13
+# minutes at 2 threads. The scores were bit for bit the same at 1 and 2 threads.
+SCOPED_THREADS = 1
+
+
+@contextlib.contextmanager
+def scoring_threads(model):
+    """While active, torch runs on SCOPED_THREADS threads if ``model`` is call-scoped (else as it
+    was): the runner scores every probe of such a model inside it."""
+    before = torch.get_num_threads()
+    if before > SCOPED_THREADS and is_call_scoped(model):
+        torch.set_num_threads(SCOPED_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

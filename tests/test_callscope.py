@@ -160,3 +160,18 @@ def test_calibrated_methods_are_weight_only():
     declare per_call without the test above covering it."""
     from compressors import PRESETS, method_of
     assert not [p.id for p in PRESETS.values() if method_of(p).context and p.per_call]
+
+
+def test_a_call_scoped_model_is_scored_on_one_thread_and_others_as_asked():
+    from probes.callscope import SCOPED_THREADS, scoring_threads
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for preset, want in (("int8-dyn", SCOPED_THREADS), ("sparse-50", 2)):
+            model, _ = build("causal", width=64)
+            compress(model, preset, "causal")
+            with scoring_threads(model):
+                assert torch.get_num_threads() == want, preset
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
