@@ -63,8 +63,11 @@ def show_plan(config, ids) -> None:
                 root, "cpu" if device == "cpu" else "cuda",
                 Path(config.getoption("--results-dir")))
     tr = config.pluginmanager.get_plugin("terminalreporter")
+    workers = getattr(config.option, "numprocesses", None) or 1
+    workers = workers if isinstance(workers, int) else 1   # "auto" and the like: not known here
+    grouped = getattr(config.option, "dist", "no") == "loadgroup"
     if tr is not None:
-        for line in plan.lines(len(ids)):
+        for line in plan.lines(len(ids), workers, grouped):
             tr.write_line(line)
         left = config.stash.get(LIMITS_SKIPPED, [])
         if left:

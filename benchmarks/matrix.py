@@ -62,46 +62,63 @@ PER_CALL = "per-call:"   # --limits keys for presets scored one call per sequenc
 SKIP = 0                 # --limits probe=skip: such cases are not collected (the plan says how many)
 
 # The main job (scripts/bench.sh: `--probes default --limits main`): each probe's limit, sized so
-# the whole job fits 20 minutes on a quiet 2-core CPU while every figure it shows can tell a real
-# drop from noise (issue 19). None: all of it. T-REx: 10 facts per relation, 410 facts, of which
-# SmolLM2 knows 136 and Gemma 199; ConceptNet: all 146 facts (55 and 87 known); PIQA: 100
-# examples (SmolLM2 gets 69 right); the testbed's facts: all 240. One-core costs per case, measured:
-# T-REx 12 s, ConceptNet 8-15 s, PIQA 22 s (SmolLM2) and 40 s (Gemma); docs/notebook.md.
-# The per-call presets (int8-dyn, bnb-int8, ao-w8a8: one forward call per candidate, 2-4 s a
-# T-REx fact on one core, against 0.03 s batched) run T-REx at one fact per relation (41 facts,
-# about 14 known to SmolLM2, 20 to Gemma) and PIQA at 40 examples, paired with the baselines on
-# those; ConceptNet (97 candidates a fact) is left out for them.
-MAIN_LIMITS: dict[str, int | None] = {"trex": 10, "conceptnet": None, "piqa": 100,
+# the whole job fits 20 minutes on a quiet 2-core CPU (two one-thread workers, a model each: the
+# Gemma worker is the longer, its 262k-token head costing more than its body) while every figure
+# it shows carries an interval that can tell a real drop from noise (issue 19). None: all of it.
+# T-REx: 4 facts per relation, 164 facts (SmolLM2 knows ~54, Gemma ~80; the strict protocol's
+# decoding made a T-REx fact cost twice what it did, so the 410 facts of the republished board
+# no longer fit); ConceptNet: all 146 facts; PIQA: 60 examples; the testbed's facts: all 240.
+# One-thread costs per case on Gemma, measured 2026-12-02: T-REx 0.08 s a fact, ConceptNet 21 s,
+# PIQA 0.67 s an example (dense), ~0.9 s one call per example (int8-dyn, ao-w8a8).
+# The per-call presets (int8-dyn, ao-w8a8: one forward call per candidate, ~3 s a T-REx fact on
+# one core, against 0.08 s batched) run T-REx at one fact per relation (41 facts, ~14 known to
+# SmolLM2, ~20 to Gemma), paired with the baselines on those; ConceptNet (97 candidates a fact)
+# is left out for them. bnb-int8 (LLM.int8) scored exactly on a CPU costs ~23 s a T-REx fact on
+# either model (bitsandbytes' CPU int8 kernels, one call per sequence per layer): 16 minutes for
+# 41 facts, so the CPU main job measures it on the testbed models only (their fact probes);
+# `--presets bnb-int8 --limits trex=1` runs it on the default models, and on CUDA it is cheap.
+MAIN_LIMITS: dict[str, int | None] = {"trex": 4, "conceptnet": None, "piqa": 60,
                                       "fact-trained": None, "fact-heldout": None,
-                                      **{PER_CALL + p: n for p, n in (("trex", 1), ("conceptnet", SKIP),
-                                                                       ("piqa", 40))}}
+                                      PER_CALL + "trex": 1, PER_CALL + "conceptnet": SKIP,
+                                      **{f"bnb-int8:{p}": SKIP for p in ("trex", "conceptnet", "piqa")}}
 
 
 def case_limit(limits: dict, default: int | None, probe_id: str, preset=None) -> int | None:
-    """The limit a case runs at: a per-call preset's own (``per-call:probe``), else the probe's,
-    else the run's --limit. A smaller limit selects a subset of a larger one's facts (each
-    relation's first N in a fixed hash order; a task's first N documents), so such a case pairs
-    with a baseline run at the larger limit on the facts they share (benchmarks/derive.py)."""
-    if preset is not None and getattr(preset, "per_call", False) and PER_CALL + probe_id in limits:
-        return limits[PER_CALL + probe_id]
+    """The limit a case runs at: the preset's own (``<preset>:probe``), else a per-call preset's
+    (``per-call:probe``), else the probe's, else the run's --limit. A smaller limit selects a
+    subset of a larger one's facts (each relation's first N in a fixed hash order; a task's first
+    N documents), so such a case pairs with a baseline run at the larger limit on the facts they
+    share (benchmarks/derive.py)."""
+    if preset is not None:
+        if f"{preset.id}:{probe_id}" in limits:
+            return limits[f"{preset.id}:{probe_id}"]
+        if getattr(preset, "per_call", False) and PER_CALL + probe_id in limits:
+            return limits[PER_CALL + probe_id]
     return limits.get(probe_id, default)
 
 
 def parse_limits(text: str | None) -> dict[str, int | None]:
-    """--limits: 'main' (MAIN_LIMITS) or 'probe=N,probe=all,per-call:probe=N,...' -> key -> limit
-    (``per-call:`` keys apply to presets scored one call per sequence only, Preset.per_call)."""
+    """--limits: 'main' (MAIN_LIMITS) or 'probe=N,probe=all,per-call:probe=N,preset:probe=skip,...'
+    -> key -> limit (``per-call:`` keys apply to presets scored one call per sequence only,
+    Preset.per_call; ``<preset id>:`` keys to that preset only, and win over both)."""
     if not text:
         return {}
     if text.strip() == "main":
         return dict(MAIN_LIMITS)
+    from compressors import get_preset
     from probes import get_probe
     out: dict[str, int | None] = {}
     for part in filter(None, (x.strip() for x in text.split(","))):
         key, sep, value = part.partition("=")
         if not sep:
-            raise ValueError(f"{part!r}: expected probe=N, probe=all or per-call:probe=N")
-        key = key.strip()
-        get_probe(key.removeprefix(PER_CALL).strip())   # KeyError names the probe and the near ones
+            raise ValueError(f"{part!r}: expected probe=N, probe=all, per-call:probe=N or preset:probe=N")
+        scope, colon, probe = (x.strip() for x in key.partition(":"))
+        if not colon:
+            scope, probe = "", scope
+        elif scope != PER_CALL.rstrip(":"):
+            get_preset(scope)    # KeyError names the preset and the near ones
+        get_probe(probe)         # KeyError names the probe and the near ones
+        key = f"{scope}:{probe}" if colon else probe
         value = value.strip()
         if value == "all":
             out[key] = None

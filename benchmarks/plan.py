@@ -170,12 +170,37 @@ class Plan:
     def total(self) -> float:
         return sum(self.seconds.values()) + sum(self.shared.values())
 
-    def lines(self, n_cases: int) -> list[str]:
+    def wall(self, workers: int = 1, grouped: bool = True) -> float:
+        """Seconds from the first case to the last with ``workers`` processes: the longest
+        worker's share when whole groups (a model's cases: --dist loadgroup) go to the least
+        loaded worker, largest first (what the scheduler does, near enough); without groups the
+        work divides evenly."""
+        if workers <= 1:
+            return self.total
+        if not grouped:
+            return self.total / workers
+        from benchmarks.scaleout import group_of
+        groups: dict[str, float] = {}
+        for cid, secs in self.seconds.items():
+            groups[group_of(cid)] = groups.get(group_of(cid), 0.0) + secs
+        for key, secs in self.shared.items():   # "load <model>", "compress <model> <preset>", "<model> baseline of <probe>"
+            words = key.split()
+            model = words[1] if words[0] in ("load", "compress") else words[0]
+            groups[model] = groups.get(model, 0.0) + secs
+        load = [0.0] * workers
+        for secs in sorted(groups.values(), reverse=True):
+            load[load.index(min(load))] += secs
+        return max(load)
+
+    def lines(self, n_cases: int, workers: int = 1, grouped: bool = True) -> list[str]:
         from benchmarks.progress import duration
         unknown = sum(b == "none" for b in self.basis.values())
         scaled = sum(b == "scaled" for b in self.basis.values())
         skip = sum(b == "skip" for b in self.basis.values())
-        head = f"plan: {n_cases} case(s), about {duration(self.total)} on this machine"
+        head = f"plan: {n_cases} case(s), about {duration(self.wall(workers, grouped))} on this machine"
+        if workers > 1:
+            head += (f" with {workers} workers (the busiest one's share of {duration(self.total)} "
+                     f"of work{', a model per worker' if grouped else ''})")
         if unknown:
             head += f" plus {unknown} case(s) with no timing to go by"
         out = [head]
@@ -260,18 +285,19 @@ def make(cases, limits: dict, default_limit, lama_root, device: str = "cpu",
     """The plan of ``cases`` at their limits (``limits`` per probe, else ``default_limit``),
     with a smaller --limit suggested when it would take longer than SUGGEST_ABOVE_S."""
     from benchmarks.environment import speed_ms
-    from benchmarks.matrix import PER_CALL
+    from benchmarks.matrix import SKIP
     table, sources = table_for(results_dir, device)
     ratio = speed_ms() / table["speed_ms"] if table.get("speed_ms") else 1.0
     per_probe = {c.probe.id: limits.get(c.probe.id, default_limit) for c in cases}
-    per_probe.update({k: v for k, v in limits.items() if k.startswith(PER_CALL)})
+    per_probe.update({k: v for k, v in limits.items() if ":" in k})   # per-call: and <preset>: keys
     plan = estimate(cases, per_probe, lama_root, table, ratio, device)
     plan.sources = sources
     if plan.total > SUGGEST_ABOVE_S:
         for limit in LIMIT_CHOICES:
             if default_limit is not None and limit >= default_limit:
                 continue
-            smaller = estimate(cases, {p: limit for p in per_probe}, lama_root, table, ratio, device)
+            smaller = estimate(cases, {p: SKIP if v == SKIP else limit for p, v in per_probe.items()},
+                               lama_root, table, ratio, device)
             plan.suggestion = (limit, smaller.total)   # the smallest, if none is short enough
             if smaller.total <= SUGGEST_ABOVE_S:
                 break

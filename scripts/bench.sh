@@ -17,15 +17,31 @@ else
   LIMITS=(--limits main)
 fi
 start=$(date +%s)
-# 1. A first leaderboard in about a minute: SmolLM2, four presets (pruning and 4-bit; the int8
-#    presets score one call per candidate, minutes on a CPU, so they wait for the main run), T-REx
-#    at --limit 3 (123 facts), in its own folder so it never mixes with the main run's records.
-#    KCB_QUICK=0 skips it.
+# 1. A first leaderboard while the main run goes: once a compressed case has a record (SmolLM2's
+#    sparse-10 T-REx, about a minute in), the board is built from the records so far, then rebuilt
+#    every 5 minutes as more land (a build bootstraps every interval: 10-20 s of one core, taken
+#    from the workers, so not more often); nothing is measured twice. KCB_QUICK=0: the final only.
+live_board() {
+  local shown=0 last=-1 n
+  while sleep 15; do
+    n=$(find "$RESULTS" -maxdepth 1 -name '*.json' ! -name '*.error.json' 2>/dev/null | wc -l)
+    [ "$n" = "$last" ] && continue
+    find "$RESULTS" -maxdepth 1 -name '*.json' ! -name '*__none__*' ! -name '*.error.json' 2>/dev/null \
+      | grep -q . || continue
+    python site/build.py "$RESULTS" -o results/site >/dev/null 2>&1 || continue   # retried next round
+    last=$n
+    if [ "$shown" = 0 ]; then
+      shown=1
+      echo "first leaderboard ($(( $(date +%s) - start )) s after set-up, $n records): $(pwd)/results/site/index.html (rebuilt every 5 min as the run goes)"
+    fi
+    sleep 285
+  done
+}
+mkdir -p "$RESULTS"
+watcher=""
 if [ "${KCB_QUICK:-1}" != "0" ]; then
-  python -m pytest benchmarks --models smollm2-135m --presets none,sparse-10,sparse-50,nf4-single \
-    --probes trex --limit 3 --results-dir results/quick/records -q || true
-  python site/build.py results/quick/records -o results/site \
-    && echo "first leaderboard ($(( $(date +%s) - start )) s after set-up): $(pwd)/results/site/index.html; the main run follows and replaces it"
+  live_board & watcher=$!
+  trap '[ -n "$watcher" ] && kill "$watcher" 2>/dev/null' EXIT
 fi
 # 2. The main run: --presets default (the baseline, global sparsity 10-90 in steps of 20, int8-dyn,
 #    bnb-int8, nf4-single, wanda-50, ao-w8a8) x --probes default at the main job's per-probe limits. Two
@@ -37,6 +53,7 @@ THREADS=$(( $(nproc) / WORKERS )); [ "$THREADS" -lt 1 ] && THREADS=1
 OMP_NUM_THREADS=$THREADS python -m pytest benchmarks "${XDIST[@]}" "${LIMITS[@]}" --presets default \
   --probes default --results-dir "$RESULTS" --benchmark-disable -q "$@"
 status=$?
+[ -n "$watcher" ] && kill "$watcher" 2>/dev/null; watcher=""
 python site/build.py "$RESULTS" -o results/site || exit 1
 echo "main job: $(( $(date +%s) - start )) s from the first case to the leaderboard (set-up before it: $(( start - t_setup )) s); pytest exit $status"
 echo "leaderboard: $(pwd)/results/site/index.html"

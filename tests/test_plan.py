@@ -158,12 +158,43 @@ def test_per_call_presets_take_their_own_limit_and_others_ignore_it():
         parse_limits("trex=-1")
 
 
+def test_a_preset_takes_its_own_limit_before_the_per_call_and_probe_ones():
+    from benchmarks.matrix import SKIP, case_limit
+    from compressors import get_preset
+    limits = parse_limits("trex=10,per-call:trex=1,bnb-int8:trex=skip,nf4-single:piqa=7")
+    assert limits == {"trex": 10, "per-call:trex": 1, "bnb-int8:trex": SKIP, "nf4-single:piqa": 7}
+    assert case_limit(limits, 5, "trex", get_preset("bnb-int8")) == SKIP   # per-call too: its own wins
+    assert case_limit(limits, 5, "trex", get_preset("int8-dyn")) == 1
+    assert case_limit(limits, 5, "piqa", get_preset("nf4-single")) == 7
+    assert case_limit(limits, 5, "piqa", get_preset("sparse-50")) == 5
+    assert case_limit(limits, 5, "trex", None) == 10
+    with pytest.raises(KeyError, match="bnb-int9"):
+        parse_limits("bnb-int9:trex=3")
+    with pytest.raises(KeyError, match="unknown probe 'trexx'"):
+        parse_limits("bnb-int8:trexx=3")
+
+
 def test_the_main_job_limits_every_probe_it_asks_and_nothing_else():
     from probes import PROBES
     from benchmarks.matrix import MAIN_LIMITS
-    from benchmarks.matrix import PER_CALL
-    assert {k.removeprefix(PER_CALL) for k in MAIN_LIMITS} == {p.id for p in PROBES.values() if p.default}
+    assert {k.rpartition(":")[2] for k in MAIN_LIMITS} == {p.id for p in PROBES.values() if p.default}
     assert parse_limits("main") == MAIN_LIMITS
+    assert parse_limits(",".join(f"{k}={'skip' if v == 0 else 'all' if v is None else v}"
+                                 for k, v in MAIN_LIMITS.items())) == MAIN_LIMITS
+
+
+def test_the_plan_with_workers_is_the_busiest_workers_share():
+    """-n 2 --dist loadgroup: a model's cases share a worker, so two models of 30 and 10 minutes
+    take 30, not 20 (and one worker takes the sum)."""
+    plan = planmod.Plan(seconds={"a__none__trex": 1200.0, "a__sparse-50__trex": 500.0,
+                                 "b__none__trex": 600.0, "c__none__trex": 50.0},
+                        shared={"load a": 100.0, "compress a sparse-50": 0.0, "b baseline of piqa": 20.0})
+    assert plan.total == pytest.approx(2470.0)
+    assert plan.wall(1) == pytest.approx(2470.0)
+    assert plan.wall(2) == pytest.approx(1800.0)                  # a alone; b and c on the other
+    assert plan.wall(2, grouped=False) == pytest.approx(1235.0)
+    head = plan.lines(4, workers=2)[0]
+    assert "about 30 min on this machine with 2 workers" in head and "41 min of work" in head
 
 
 def test_the_timing_table_is_built_and_merged_from_record_folders(tmp_path):
