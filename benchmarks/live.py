@@ -59,13 +59,13 @@ def show_plan(config, ids) -> None:
     except LamaDataError:
         root = None   # LAMA cases then count as unknown; conftest reports the missing folder
     device = config.getoption("--device")
-    plan = make(chosen, parse_limits(config.getoption("--limits")), config.getoption("--limit"),
-                root, "cpu" if device == "cpu" else "cuda",
-                Path(config.getoption("--results-dir")))
-    tr = config.pluginmanager.get_plugin("terminalreporter")
     workers = getattr(config.option, "numprocesses", None) or 1
     workers = workers if isinstance(workers, int) else 1   # "auto" and the like: not known here
     grouped = getattr(config.option, "dist", "no") == "loadgroup"
+    plan = make(chosen, parse_limits(config.getoption("--limits")), config.getoption("--limit"),
+                root, "cpu" if device == "cpu" else "cuda",
+                Path(config.getoption("--results-dir")), workers, grouped)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         for line in plan.lines(len(ids), workers, grouped):
             tr.write_line(line)

@@ -67,7 +67,7 @@ SKIP = 0                 # --limits probe=skip: such cases are not collected (th
 # it shows carries an interval that can tell a real drop from noise (issue 19). None: all of it.
 # T-REx: 4 facts per relation, 164 facts (SmolLM2 knows ~54, Gemma ~80; the strict protocol's
 # decoding made a T-REx fact cost twice what it did, so the 410 facts of the republished board
-# no longer fit); ConceptNet: all 146 facts; PIQA: 60 examples; the testbed's facts: all 240.
+# no longer fit); ConceptNet: all 146 facts; PIQA: 50 examples; the testbed's facts: all 240.
 # One-thread costs per case on Gemma, measured 2026-12-02: T-REx 0.08 s a fact, ConceptNet 21 s,
 # PIQA 0.67 s an example (dense), ~0.9 s one call per example (int8-dyn, ao-w8a8).
 # The per-call presets (int8-dyn, ao-w8a8: one forward call per candidate, ~3 s a T-REx fact on
@@ -77,7 +77,7 @@ SKIP = 0                 # --limits probe=skip: such cases are not collected (th
 # either model (bitsandbytes' CPU int8 kernels, one call per sequence per layer): 16 minutes for
 # 41 facts, so the CPU main job measures it on the testbed models only (their fact probes);
 # `--presets bnb-int8 --limits trex=1` runs it on the default models, and on CUDA it is cheap.
-MAIN_LIMITS: dict[str, int | None] = {"trex": 4, "conceptnet": None, "piqa": 60,
+MAIN_LIMITS: dict[str, int | None] = {"trex": 4, "conceptnet": None, "piqa": 50,
                                       "fact-trained": None, "fact-heldout": None,
                                       PER_CALL + "trex": 1, PER_CALL + "conceptnet": SKIP,
                                       **{f"bnb-int8:{p}": SKIP for p in ("trex", "conceptnet", "piqa")}}

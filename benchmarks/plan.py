@@ -281,7 +281,7 @@ def estimate(cases, limits, lama_root, table: dict, speed_ratio: float, device: 
 
 
 def make(cases, limits: dict, default_limit, lama_root, device: str = "cpu",
-         results_dir: Path | None = None) -> Plan:
+         results_dir: Path | None = None, workers: int = 1, grouped: bool = True) -> Plan:
     """The plan of ``cases`` at their limits (``limits`` per probe, else ``default_limit``),
     with a smaller --limit suggested when it would take longer than SUGGEST_ABOVE_S."""
     from benchmarks.environment import speed_ms
@@ -292,13 +292,13 @@ def make(cases, limits: dict, default_limit, lama_root, device: str = "cpu",
     per_probe.update({k: v for k, v in limits.items() if ":" in k})   # per-call: and <preset>: keys
     plan = estimate(cases, per_probe, lama_root, table, ratio, device)
     plan.sources = sources
-    if plan.total > SUGGEST_ABOVE_S:
+    if plan.wall(workers, grouped) > SUGGEST_ABOVE_S:
         for limit in LIMIT_CHOICES:
             if default_limit is not None and limit >= default_limit:
                 continue
             smaller = estimate(cases, {p: SKIP if v == SKIP else limit for p, v in per_probe.items()},
                                lama_root, table, ratio, device)
-            plan.suggestion = (limit, smaller.total)   # the smallest, if none is short enough
-            if smaller.total <= SUGGEST_ABOVE_S:
+            plan.suggestion = (limit, smaller.wall(workers, grouped))   # the smallest, if none is short enough
+            if plan.suggestion[1] <= SUGGEST_ABOVE_S:
                 break
     return plan
