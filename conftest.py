@@ -49,7 +49,8 @@ def pytest_addoption(parser):
     g.addoption("--limits", default=None, metavar="PROBE=N,...",
                 help="per-probe limits over --limit, e.g. trex=10,piqa=100,conceptnet=all; "
                      "per-call:trex=1 applies to presets scored one call per sequence only "
-                     "(int8-dyn, bnb-int8, ao-w8a8: slow on CPU); `main`: the main job's "
+                     "(int8-dyn, bnb-int8, ao-w8a8: slow on CPU), bnb-int8:trex=skip to one "
+                     "preset (skip: not collected); `main`: the main job's "
                      "(benchmarks/matrix.py MAIN_LIMITS)")
     g.addoption("--batch-size", type=int, default=None, metavar="N",
                 help="facts per LAMA chunk and lm-eval's batch size (default: each probe's own: "

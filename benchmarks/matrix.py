@@ -67,17 +67,20 @@ SKIP = 0                 # --limits probe=skip: such cases are not collected (th
 # it shows carries an interval that can tell a real drop from noise (issue 19). None: all of it.
 # T-REx: 4 facts per relation, 164 facts (SmolLM2 knows ~54, Gemma ~80; the strict protocol's
 # decoding made a T-REx fact cost twice what it did, so the 410 facts of the republished board
-# no longer fit); ConceptNet: all 146 facts; PIQA: 50 examples; the testbed's facts: all 240.
-# One-thread costs per case on Gemma, measured 2026-12-02: T-REx 0.08 s a fact, ConceptNet 21 s,
-# PIQA 0.67 s an example (dense), ~0.9 s one call per example (int8-dyn, ao-w8a8).
+# no longer fit); ConceptNet: 10 facts per relation, 89 (of 146); PIQA: 40 examples; the
+# testbed's facts: all 240. Measured whole (bash scripts/bench.sh, quiet machine, 2026-12-02):
+# T-REx 4 / ConceptNet all / PIQA 60 took 18 min 59 s, PIQA 50 took 20 min 43 s (a slower hour:
+# the same cases ran ~8 % slower), the Gemma worker last both times; hence these limits.
+# One-thread costs on Gemma: T-REx 0.11 s a fact, ConceptNet 0.16 s a fact, PIQA 0.7 s an
+# example (dense) and ~0.9 s with one call per example (int8-dyn, ao-w8a8).
 # The per-call presets (int8-dyn, ao-w8a8: one forward call per candidate, ~3 s a T-REx fact on
-# one core, against 0.08 s batched) run T-REx at one fact per relation (41 facts, ~14 known to
+# one core, against 0.11 s batched) run T-REx at one fact per relation (41 facts, ~14 known to
 # SmolLM2, ~20 to Gemma), paired with the baselines on those; ConceptNet (97 candidates a fact)
 # is left out for them. bnb-int8 (LLM.int8) scored exactly on a CPU costs ~23 s a T-REx fact on
 # either model (bitsandbytes' CPU int8 kernels, one call per sequence per layer): 16 minutes for
 # 41 facts, so the CPU main job measures it on the testbed models only (their fact probes);
 # `--presets bnb-int8 --limits trex=1` runs it on the default models, and on CUDA it is cheap.
-MAIN_LIMITS: dict[str, int | None] = {"trex": 4, "conceptnet": None, "piqa": 50,
+MAIN_LIMITS: dict[str, int | None] = {"trex": 4, "conceptnet": 10, "piqa": 40,
                                       "fact-trained": None, "fact-heldout": None,
                                       PER_CALL + "trex": 1, PER_CALL + "conceptnet": SKIP,
                                       **{f"bnb-int8:{p}": SKIP for p in ("trex", "conceptnet", "piqa")}}

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 t_setup=$(date +%s)
 bash scripts/setup.sh
 . .venv/bin/activate
-. scripts/lama_dir.sh
+. scripts/lama_dir.sh || exit 4
 RESULTS=${KCB_RESULTS_DIR:-results/records}
 if [ -n "${KCB_LIMIT:-}" ]; then
   LIMITS=(); [ "$KCB_LIMIT" != "0" ] && LIMITS=(--limit "$KCB_LIMIT")
@@ -19,7 +19,7 @@ fi
 start=$(date +%s)
 # 1. A first leaderboard while the main run goes: once a compressed case has a record (SmolLM2's
 #    sparse-10 T-REx, about a minute in), the board is built from the records so far, then rebuilt
-#    every 5 minutes as more land (a build bootstraps every interval: 10-20 s of one core, taken
+#    every 8 minutes as more land (a build bootstraps every interval: 10-20 s of one core, taken
 #    from the workers, so not more often); nothing is measured twice. KCB_QUICK=0: the final only.
 live_board() {
   local shown=0 last=-1 n
@@ -32,9 +32,9 @@ live_board() {
     last=$n
     if [ "$shown" = 0 ]; then
       shown=1
-      echo "first leaderboard ($(( $(date +%s) - start )) s after set-up, $n records): $(pwd)/results/site/index.html (rebuilt every 5 min as the run goes)"
+      echo "first leaderboard ($(( $(date +%s) - start )) s after set-up, $n records): $(pwd)/results/site/index.html (rebuilt every 8 min as the run goes)"
     fi
-    sleep 285
+    sleep 465
   done
 }
 mkdir -p "$RESULTS"

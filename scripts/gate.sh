@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-. scripts/lama_dir.sh
+. scripts/lama_dir.sh || exit 4
 RESULTS=${KCB_RESULTS_DIR:-results/gate}
 set +e
 python -m pytest benchmarks -m regression --models all --limit 10 --results-dir "$RESULTS" -q \

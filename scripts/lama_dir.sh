@@ -9,3 +9,8 @@ if [ -z "${KCB_LAMA_DIR:-}" ]; then
   fi
 fi
 export KCB_LAMA_DIR
+if [ -z "$KCB_LAMA_DIR" ] || [ ! -f "$KCB_LAMA_DIR/relations.jsonl" ]; then
+  # say it once, here, rather than as a crashed pytest-xdist worker later
+  echo "error: no LAMA data (KCB_LAMA_DIR=${KCB_LAMA_DIR:-<unset>}): set KCB_LAMA_DIR to a LAMA folder (one holding relations.jsonl), or run with network so it can be downloaded and verified" >&2
+  return 4 2>/dev/null || exit 4
+fi

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-. scripts/lama_dir.sh
+. scripts/lama_dir.sh || exit 4
 # The site's browser tests drive Debian's Chromium through chromedriver; CI runs as root on Debian.
 if ! { [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; } && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
