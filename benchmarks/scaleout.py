@@ -92,6 +92,21 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             case = case_of_node(nodeid)
             return f"model:{group_of(case)}" if case else super()._split_scope(nodeid)
+
+        def _reschedule(self, node) -> None:
+            """Give a worker its next group only at its last item (xdist tops it up at two
+            left). A case can take minutes (Gemma's one-call-per-candidate T-REx: ~3), so
+            with two left the main job's last testbed model was queued behind Gemma's last two
+            cases while the other worker idled (2026-12-02: ~3 minutes). Not at zero: a worker
+            keeps its last item until it knows the next one."""
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
     return CaseGroupScheduling(config, log)
 
 

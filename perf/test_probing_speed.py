@@ -13,14 +13,14 @@ Over the same facts (the causal prompt of each, cut at the slot), these workload
             objects included) at batch 64: the lenient protocol's ranks;
 * probe:    probes.lama.score_subset, what a case runs: the ranking plus the strict protocol's
             greedy answers (probes/lama_open.py).
-Targets on T-REx for the default models (issues 7 and 19): ranking >= 0.8 x bare, and ranking
->= 0.8 x prompts-only, the measured ceiling that replaces issue 7's ">= 5 x per-fact": the prompts
-alone, packed, run at 3-4 x the per-fact loop on this CPU (the per-fact loop's passes are few
-tokens long, and exact ranking must run at least those prompts), so 5 x is out of reach of any
-exact scorer here; the summary prints both ratios. Google-RE (dates: many multi-token candidates
-per fact, each outranking candidate's path opened token by token) is reported beside it with no
-target. Peak RSS while probing is compared with the model's weight bytes (the bound stated in
-the README).
+Targets on T-REx for the default models (issue 7), on the ranking (the lenient protocol's exact
+ranks, what issue 7 timed): ranking >= 0.8 x bare and >= 5 x per-fact. The probe as a case runs it
+(ranking plus the strict protocol's answers, added later) is reported beside it with no target:
+the greedy answers cost about as much as the ranking. Not met on SmolLM2 on 2026-12-02 (ranking
+0.63 x bare, 3.4 x per-fact; the prompts alone, packed, run at 9.4 x per-fact, so 5 x is not out
+of an exact scorer's reach: the trie's multi-token expansions are what costs). Google-RE (dates:
+many multi-token candidates per fact) is reported with no target. Peak RSS while probing is
+compared with the model's weight bytes (the bound stated in the README).
 """
 from __future__ import annotations
 
@@ -130,10 +130,10 @@ def test_ranking(benchmark, perf_model, prompts, lama_root, figures, subset, req
         assert rate >= 0.8 * figures[("trex", "bare")], (
             f"ranking {rate:.1f} facts/s is below 0.8 x bare batched {figures[('trex', 'bare')]:.1f}")
         bound = figures[("trex", "prompts-only")]
-        assert rate >= 0.8 * bound, (
-            f"ranking {rate:.1f} facts/s is below 0.8 x the prompts alone, packed ({bound:.1f} facts/s "
-            f"= {bound / figures[('trex', 'per-fact')]:.2f} x the per-fact loop): the most an exact "
-            "scorer can reach")
+        assert rate >= 5 * figures[("trex", "per-fact")], (
+            f"ranking {rate:.1f} facts/s is below 5 x the per-fact loop {figures[('trex', 'per-fact')]:.1f}; "
+            f"the prompts alone, packed, run at {bound:.1f} facts/s = "
+            f"{bound / figures[('trex', 'per-fact')]:.2f} x the per-fact loop")
 
 
 @pytest.mark.parametrize("subset", ["trex", "google-re"])
