@@ -161,6 +161,7 @@ class Plan:
     seconds: dict = field(default_factory=dict)     # case id -> estimated seconds
     basis: dict = field(default_factory=dict)       # case id -> measured | scaled | none | skip
     shared: dict = field(default_factory=dict)      # loads, compressions, extra baselines: seconds
+    owner: dict = field(default_factory=dict)       # shared key -> the model whose worker pays it
     speed_ratio: float = 1.0                        # this machine now / the table's records
     records: int = 0
     sources: tuple = ()
@@ -183,10 +184,8 @@ class Plan:
         groups: dict[str, float] = {}
         for cid, secs in self.seconds.items():
             groups[group_of(cid)] = groups.get(group_of(cid), 0.0) + secs
-        for key, secs in self.shared.items():   # "load <model>", "compress <model> <preset>", "<model> baseline of <probe>"
-            words = key.split()
-            model = words[1] if words[0] in ("load", "compress") else words[0]
-            groups[model] = groups.get(model, 0.0) + secs
+        for key, secs in self.shared.items():
+            groups[self.owner[key]] = groups.get(self.owner[key], 0.0) + secs
         load = [0.0] * workers
         for secs in sorted(groups.values(), reverse=True):
             load[load.index(min(load))] += secs
@@ -271,12 +270,15 @@ def estimate(cases, limits, lama_root, table: dict, speed_ratio: float, device: 
                 n_base = units(c, limits.get(pr), lama_root, table)   # at the probe's own limit
                 base, _ = probe_seconds(table, m, pr, "none", "none", n_base) if n_base else (None, "")
                 plan.shared[f"{m} baseline of {pr}"] = (base or 0.0) * k
+                plan.owner[f"{m} baseline of {pr}"] = m
     for m in models:
         plan.shared[f"load {m}"] = table.get("load", {}).get(m, 0.0) * k
+        plan.owner[f"load {m}"] = m
     for m, p, method in compressed:
         comp = table.get("compress", {}).get(m, {})
         plan.shared[f"compress {m} {p}"] = comp.get(p, statistics.median(comp.values())
                                                     if comp else 0.0) * k
+        plan.owner[f"compress {m} {p}"] = m
     return plan
 
 

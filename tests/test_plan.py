@@ -188,7 +188,8 @@ def test_the_plan_with_workers_is_the_busiest_workers_share():
     take 30, not 20 (and one worker takes the sum)."""
     plan = planmod.Plan(seconds={"a__none__trex": 1200.0, "a__sparse-50__trex": 500.0,
                                  "b__none__trex": 600.0, "c__none__trex": 50.0},
-                        shared={"load a": 100.0, "compress a sparse-50": 0.0, "b baseline of piqa": 20.0})
+                        shared={"load a": 100.0, "compress a sparse-50": 0.0, "b baseline of piqa": 20.0},
+                        owner={"load a": "a", "compress a sparse-50": "a", "b baseline of piqa": "b"})
     assert plan.total == pytest.approx(2470.0)
     assert plan.wall(1) == pytest.approx(2470.0)
     assert plan.wall(2) == pytest.approx(1800.0)                  # a alone; b and c on the other
