@@ -22,19 +22,27 @@ start=$(date +%s)
 #    every 8 minutes as more land (a build bootstraps every interval: 10-20 s of one core, taken
 #    from the workers, so not more often); nothing is measured twice. KCB_QUICK=0: the final only.
 live_board() {
-  local shown=0 last=-1 n
-  while sleep 15; do
+  local shown=0 last=-1 n nap=""
+  # Stopped with TERM: its naps die with it (a nap left running would hold a pipe such as
+  # `bench.sh | tee log` open for minutes); a build in progress finishes first (its output goes
+  # to a folder of its own, and to /dev/null).
+  trap '[ -n "$nap" ] && kill "$nap" 2>/dev/null; exit 0' TERM
+  while :; do
+    sleep 15 >/dev/null 2>&1 & nap=$!; wait "$nap"
     n=$(find "$RESULTS" -maxdepth 1 -name '*.json' ! -name '*.error.json' 2>/dev/null | wc -l)
     [ "$n" = "$last" ] && continue
     find "$RESULTS" -maxdepth 1 -name '*.json' ! -name '*__none__*' ! -name '*.error.json' 2>/dev/null \
       | grep -q . || continue
-    python site/build.py "$RESULTS" -o results/site >/dev/null 2>&1 || continue   # retried next round
+    # built aside and moved into place: a build still running when the watcher is stopped
+    # never writes into the folder the final build writes
+    python site/build.py "$RESULTS" -o results/.site-live >/dev/null 2>&1 || continue   # retried next round
+    rm -rf results/site && mv results/.site-live results/site || continue
     last=$n
     if [ "$shown" = 0 ]; then
       shown=1
       echo "first leaderboard ($(( $(date +%s) - start )) s after set-up, $n records): $(pwd)/results/site/index.html (rebuilt every 8 min as the run goes)"
     fi
-    sleep 465
+    sleep 465 >/dev/null 2>&1 & nap=$!; wait "$nap"
   done
 }
 mkdir -p "$RESULTS"
@@ -54,6 +62,7 @@ OMP_NUM_THREADS=$THREADS python -m pytest benchmarks "${XDIST[@]}" "${LIMITS[@]}
   --probes default --results-dir "$RESULTS" --benchmark-disable -q "$@"
 status=$?
 [ -n "$watcher" ] && kill "$watcher" 2>/dev/null; watcher=""
+rm -rf results/.site-live
 python site/build.py "$RESULTS" -o results/site || exit 1
 echo "main job: $(( $(date +%s) - start )) s from the first case to the leaderboard (set-up before it: $(( start - t_setup )) s); pytest exit $status"
 echo "leaderboard: $(pwd)/results/site/index.html"
