@@ -90,6 +90,14 @@ def _tok(tokenizer, text: str, cache: dict) -> list[int]:
     return cache[text]
 
 
+def _tok_all(tokenizer, texts, cache: dict) -> None:
+    """Fill ``cache`` with the ids of every text not in it, in one batched tokenizer call (the
+    same ids as one call per text; a call per candidate cost 0.1 s of a 2 s T-REx ranking)."""
+    new = [t for t in dict.fromkeys(texts) if t not in cache]
+    if new:
+        cache.update(zip(new, tokenizer(new, add_special_tokens=False)["input_ids"]))
+
+
 def _split(text: str) -> tuple[str, str, str]:
     """(prompt, separator before the slot, text after the slot)."""
     left, right = text.split(SLOT, 1)
@@ -102,6 +110,11 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
     cache: dict = {}
     start_ids = [t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id) if t is not None][:1]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for plan in plans:
+        whole = plan.fact.causal_text is None
+        prompt, sep, right = _split(plan.fact.text if whole else plan.fact.causal_text)
+        _tok_all(tokenizer, [(sep if prompt else "") + c for c in plan.cands]
+                 + ([right] if whole and right.strip() else []), cache)
     for plan in plans:
         whole = plan.fact.causal_text is None
         plan.text = plan.fact.text if whole else plan.fact.causal_text
@@ -131,7 +144,7 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
         for members in chunks:
             chunk = [plans[i] for i in members]
             if cached:
-                prompts = PromptCache(model, [p.ctx for p in chunk])
+                prompts = PromptCache(model, [p.ctx for p in chunk], [p.seqs[p.gold][:-1] for p in chunk])
                 where = {id(p): i for i, p in enumerate(chunk)}
 
                 def path_rows(items):
@@ -163,6 +176,7 @@ def _score_seq2seq(model, tokenizer, plans, batch_size, bar):
     start_id = model.config.decoder_start_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     dev = _device(model)
+    _tok_all(tokenizer, [c for plan in plans for c in plan.cands], cache)
     for plan in plans:
         left, right = plan.fact.text.split(SLOT, 1)
         plan.mode, plan.text = "sentinel", plan.fact.text
@@ -218,6 +232,7 @@ def _score_masked(model, tokenizer, plans, batch_size, bar):
     for plan in plans:
         prompt, sep, right = _split(plan.fact.text)
         plan.mode, plan.text = "mask", plan.fact.text
+        _tok_all(tokenizer, [(sep if prompt else "") + c for c in plan.cands], cache)
         plan.cand_ids = [_tok(tokenizer, (sep if prompt else "") + c, cache) for c in plan.cands]
         for k in sorted({len(ids) for ids in plan.cand_ids}):
             ids = tokenizer(prompt + sep + " ".join([mask_tok] * k) + right)["input_ids"]

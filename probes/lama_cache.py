@@ -139,7 +139,10 @@ class PromptCache:
         # lama_exact.
         return True
 
-    def __init__(self, model, ctxs: list[list[int]]):
+    def __init__(self, model, ctxs: list[list[int]], ahead: list[list[int]] | None = None):
+        """``ahead[i]``: tokens teacher-forced after prompt i in this same pass (the gold's path:
+        the search asks for it first, whatever the model predicts), so that its rows cost no pass
+        of their own. Later passes never see them: in the kept cache they are masked like padding."""
         from transformers import DynamicCache
         self.model, self.base, self.dev = model, model.base_model, next(model.parameters()).device
         cfg = model.config
@@ -147,22 +150,25 @@ class PromptCache:
         self.window = getattr(cfg, "sliding_window", None) if self.layer_types else None
         self.eager = cfg._attn_implementation == "eager"
         self.lens = [len(c) for c in ctxs]
-        rows = pack_rows(self.lens, ROW_TOKENS)
-        width = max(sum(self.lens[i] for i in r) for r in rows)
+        self.ahead = [list(a) for a in ahead] if ahead is not None else [[] for _ in ctxs]
+        rows = pack_rows([n + len(a) for n, a in zip(self.lens, self.ahead)], ROW_TOKENS)
+        width = max(sum(self.lens[i] + len(self.ahead[i]) for i in r) for r in rows)
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         pos = torch.zeros((len(rows), width), dtype=torch.long)
         seg = _NO_SEGMENT - torch.arange(width).repeat(len(rows), 1)
+        kept = seg.clone()                       # the segments later passes see: prompts only
         self.where = [None] * len(ctxs)          # prompt -> (row, column of its last token)
         for r, members in enumerate(rows):
             col = 0
             for i in members:
-                n = self.lens[i]
-                ids[r, col:col + n] = torch.tensor(ctxs[i])
-                pos[r, col:col + n] = torch.arange(n)
-                seg[r, col:col + n] = i
+                n, m = self.lens[i], len(self.ahead[i])
+                ids[r, col:col + n + m] = torch.tensor(ctxs[i] + self.ahead[i])
+                pos[r, col:col + n + m] = torch.arange(n + m)
+                seg[r, col:col + n + m] = i
+                kept[r, col:col + n] = i
                 self.where[i] = (r, col + n - 1)
-                col += n
-        self.seg, self.pos = seg, pos
+                col += n + m
+        self.seg, self.pos = kept, pos
         # No config: every layer keeps its whole cache (a sliding layer's own cache would trim
         # the packed row); the mask applies the window instead, by position.
         out = self.base(input_ids=ids.to(self.dev), position_ids=pos.to(self.dev),
@@ -170,7 +176,11 @@ class PromptCache:
                         use_cache=True)
         self.cache = out.cache
         last = torch.tensor([w for w in self.where])
-        self.slot = head_logp(model, out.last_hidden_state[last[:, 0], last[:, 1]])       # (N, V)
+        hidden = out.last_hidden_state
+        self.slot = head_logp(model, hidden[last[:, 0], last[:, 1]])       # (N, V)
+        # the body's output after each teacher-forced token (row j + 1 of that path); the head
+        # runs on them only when asked for
+        self.ahead_hidden = [hidden[r, c + 1:c + 1 + len(a)] for (r, c), a in zip(self.where, self.ahead)]
 
     def _mask(self, q_seg, q_pos, kv_seg, kv_pos):
         def one(window):
@@ -190,12 +200,17 @@ class PromptCache:
         as the body on Gemma's 262k tokens, runs only on the rows asked for. Continuations are
         packed into rows beside their prompt's cache row, at most ``call_tokens`` tokens a pass."""
         out: list = [None] * len(items)
-        run = []
+        run, ready = [], []
         for k, (i, toks, first) in enumerate(items):
             if first == 0:
                 out[k] = self.slot[i:i + 1]
             if len(toks) >= max(first, 1):
-                run.append(k)
+                (ready if list(toks) == self.ahead[i] else run).append(k)
+        if ready:   # paths run in the prompts' own pass: only the head is left to run
+            hid = [self.ahead_hidden[items[k][0]][max(items[k][2] - 1, 0):] for k in ready]
+            logp = torch.split(head_logp(self.model, torch.cat(hid)), [len(h) for h in hid])
+            for k, rows in zip(ready, logp):
+                out[k] = rows if out[k] is None else torch.cat([out[k], rows])
         by_row: dict[int, list[int]] = {}
         for k in run:
             by_row.setdefault(self.where[items[k][0]][0], []).append(k)
