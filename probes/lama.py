@@ -42,7 +42,7 @@ import torch
 from probes.callscope import call_scoped
 from probes.lama_cache import PromptCache, causal_logp, length_batches
 from probes.lama_data import SLOT, Fact, load_subset
-from probes.lama_open import open_answers
+from probes.lama_open import PackedOpener, open_answers
 from probes.lama_trie import trie_search
 from probes.result import ProbeResult, run_fields
 
@@ -106,7 +106,7 @@ def _split(text: str) -> tuple[str, str, str]:
 
 
 # ------------------------------------------------------------------------------ causal LMs
-def _score_causal(model, tokenizer, plans, batch_size, bar):
+def _score_causal(model, tokenizer, plans, batch_size, bar, opener=None):
     cache: dict = {}
     start_ids = [t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id) if t is not None][:1]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -146,10 +146,17 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
             if cached:
                 prompts = PromptCache(model, [p.ctx for p in chunk], [p.seqs[p.gold][:-1] for p in chunk])
                 where = {id(p): i for i, p in enumerate(chunk)}
+                # the strict protocol's greedy answers (lama_open.PackedOpener) take a step in
+                # each of the search's passes, and finish alone after it
+                steps = opener.start([(p.fact, p.ctx) for p in chunk], prompts) if opener else None
 
                 def path_rows(items):
-                    return prompts.rows([(where[id(p)], p.seqs[c][:-1], first) for p, c, first in items],
-                                        call_tokens=4 * batch_size)
+                    extra = steps.items() if steps else []
+                    rows = prompts.rows([(where[id(p)], p.seqs[c][:-1], first) for p, c, first in items]
+                                        + extra, call_tokens=4 * batch_size)
+                    if extra:
+                        steps.advance(rows[len(items):])
+                    return rows[:len(items)]
             else:
                 def path_rows(items):
                     out = [None] * len(items)
@@ -163,6 +170,8 @@ def _score_causal(model, tokenizer, plans, batch_size, bar):
                             out[b] = rows
                     return out
             trie_search(chunk, path_rows, rows_budget=4 * batch_size)
+            if cached and steps:
+                steps.finish()
             bar.update(len(chunk))
 
 
@@ -303,10 +312,17 @@ def scoring(model, family: str, batch_size: int | None) -> dict:
 def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, batch_size=None):
     """Score one LAMA subset; returns a ProbeResult with exact ranks for every fact."""
     subset = load_subset(data_root, subset_name, limit=limit)
+    # causal models the packed cache takes decode the strict protocol's answers on the ranking's
+    # own prompt passes (lama_open.PackedOpener); every other model decodes them apart
+    opener = (PackedOpener(tokenizer, subset.candidates, call_tokens=4 * (batch_size or BATCH_SIZE))
+              if family == "causal" else None)
     examples = score_facts(model, tokenizer, family, subset.facts, subset.candidates,
-                           batch_size=batch_size, desc=subset_name)
-    opened, open_meta = open_answers(model, tokenizer, family, subset.facts, subset.candidates,
-                                     batch_size=batch_size or BATCH_SIZE)
+                           batch_size=batch_size, desc=subset_name, opener=opener)
+    if opener is not None and opener.used:
+        opened, open_meta = opener.result(subset.facts)
+    else:
+        opened, open_meta = open_answers(model, tokenizer, family, subset.facts, subset.candidates,
+                                         batch_size=batch_size or BATCH_SIZE)
     for e in examples:
         e["open"] = opened[e["uid"]]
     modes = {}
@@ -324,7 +340,7 @@ def score_subset(model, tokenizer, family, data_root, subset_name, limit=None, b
 
 
 def score_facts(model, tokenizer, family, facts: list[Fact], candidates: dict[str, list[str]],
-                batch_size=None, desc="facts") -> list[dict]:
+                batch_size=None, desc="facts", opener=None) -> list[dict]:
     """Score given facts (any source: ParaRel patterns, negated LAMA) with the scoring above;
     ``candidates``: group -> candidate objects (each fact's object must be among its group's).
     Returns one example per fact: uid, group, gold, prediction, rank, mode, text."""
@@ -340,7 +356,8 @@ def score_facts(model, tokenizer, family, facts: list[Fact], candidates: dict[st
     model.eval()
     try:
         with _progress(len(plans), desc) as bar:
-            scorer(model, tokenizer, plans, batch_size, bar)
+            scorer(model, tokenizer, plans, batch_size, bar,
+                   **({"opener": opener} if opener is not None else {}))
     finally:
         model.train(was_training)
     examples = []

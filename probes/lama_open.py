@@ -228,6 +228,78 @@ def _decode_causal(model, prompts: list[list[int]], answers: list[_Answer], toke
             nxt, cache = _argmax(out.logits[:, -1]), out.cache
 
 
+class PackedOpener:
+    """Causal greedy answers decoded on the lenient scorer's own packed prompt cache
+    (probes/lama_cache.PromptCache): the first token is the argmax of the slot's row that the
+    ranking computed anyway, and each later step runs every open answer's tokens beside its prompt
+    (4-D segment mask, no padding) in a pass the ranking's search makes anyway while it has rounds
+    left, in one pass of its own after that; instead of a pass per group of prompts of one length.
+    probes/lama.py starts it on each chunk of facts it ranks; ``result`` then gives what
+    ``open_answers`` gives. Eligibility, budget, stopping and matching are this module's, unchanged.
+    Greedy here is the argmax of the log-probs (ties to the lowest token id)."""
+
+    PATH = "packed beside the lenient ranking's prompt cache (4-D mask, no padding)"
+
+    def __init__(self, tokenizer, candidates: dict[str, list[str]], call_tokens: int):
+        self.tok, self.call_tokens = tokenizer, call_tokens
+        self.budget = _budget(tokenizer, candidates, " ")
+        self.stop_ids = set(tokenizer.all_special_ids)
+        self.out: dict[str, dict] = {}
+        self.used = False
+
+    def start(self, chunk: list[tuple[Fact, list[int]]], prompts) -> "_Steps":
+        """chunk: (fact, its prompt's ids) in the order of ``prompts``'s prompts; the eligible
+        facts' first tokens are taken from the slot rows."""
+        self.used = True
+        steps = _Steps(self, prompts)
+        for i, (f, ctx) in enumerate(chunk):
+            prompt = _prompt(f.causal_text)[0] if f.causal_text is not None else ""
+            if not words(prompt) or not words(f.obj):   # mid-sentence slot only: not eligible
+                continue
+            if ctx != self.tok(prompt)["input_ids"]:
+                raise ValueError(f"{f.uid}: the ranking's prompt is not the strict protocol's")
+            steps.index.append(i)
+            steps.answers.append(_Answer(f.obj, self.budget, exact=False))
+            steps.uids.append(f.uid)
+        steps.live = list(range(len(steps.answers)))
+        if steps.live:
+            steps.advance([prompts.slot[i:i + 1] for i in steps.index])
+        return steps
+
+    def result(self, facts: list[Fact]) -> tuple[dict[str, dict | None], dict]:
+        out = {f.uid: self.out.get(f.uid) for f in facts}
+        return out, {"protocol": PROTOCOL["causal"], "path": self.PATH, "max_new_tokens": self.budget,
+                     "eligible": sum(o is not None for o in out.values())}
+
+
+class _Steps:
+    """One chunk's greedy answers as they grow: ``items()`` are the rows the next step needs (for
+    PromptCache.rows), ``advance(rows)`` takes them, ``finish()`` runs the steps left alone."""
+
+    def __init__(self, opener: PackedOpener, prompts):
+        self.opener, self.prompts = opener, prompts
+        self.index: list[int] = []
+        self.answers: list[_Answer] = []
+        self.uids: list[str] = []
+        self.live: list[int] = []
+
+    def items(self) -> list[tuple[int, list[int], int]]:
+        return [(self.index[k], self.answers[k].ids, len(self.answers[k].ids)) for k in self.live]
+
+    def advance(self, rows: list[torch.Tensor]) -> None:
+        """rows: per live answer, rows whose last is the distribution of its next token."""
+        o = self.opener
+        for k, t in zip(self.live, _argmax(torch.cat([r[-1:] for r in rows]))):
+            self.answers[k].push(t, o.tok, o.stop_ids)
+        self.live = [k for k in self.live if not self.answers[k].done]
+        if not self.live:
+            o.out.update({u: a.result() for u, a in zip(self.uids, self.answers)})
+
+    def finish(self) -> None:
+        while self.live:
+            self.advance(self.prompts.rows(self.items(), call_tokens=self.opener.call_tokens))
+
+
 def _decode_seq2seq(model, encs: list[list[int]], answers: list[_Answer], tokenizer, stop_ids,
                     batch_size: int, start_ids: list[int]) -> None:
     dev, cached, alone = _device(model), _batched(model, "seq2seq"), _no_cache(model)

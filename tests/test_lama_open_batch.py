@@ -105,3 +105,27 @@ def test_batched_decoding_of_a_call_scoped_model_would_depend_on_the_batch(subse
     batched, meta = _answers(model, tok, family, subset, 64)
     assert meta["path"] == "batches of 64, KV cache"
     assert batched != exact
+
+
+@pytest.mark.parametrize("arch, preset", [(a, p) for a in ("llama", "gemma3")
+                                          for p in ("none", "sparse-50", "nf4-single")])
+def test_answers_decoded_on_the_rankings_cache_equal_one_sequence_per_call(subset, arch, preset,
+                                                                           monkeypatch, tmp_path):
+    """A case decodes a causal model's answers on the lenient ranking's packed prompt cache
+    (lama_open.PackedOpener, first token from the slot rows, later steps in the search's passes):
+    the answers are those of every fact alone, no cache, at batch 1 and 64 alike."""
+    from probes.lama import score_subset
+    from tests.test_lama_cache import _write as write
+    model, tok, family = _model(arch, preset)
+    root = write(tmp_path)
+    got = {}
+    for batch_size in (1, 64):
+        res = score_subset(model, tok, family, root, "trex", batch_size=batch_size)
+        assert res.meta["open"]["path"] == lama_open.PackedOpener.PATH
+        got[batch_size] = {e["uid"]: e["open"] for e in res.examples}
+    monkeypatch.setattr(lama_open, "_batched", lambda model, family: False)
+    sub = load_subset(root, "trex")
+    alone, meta = lama_open.open_answers(model, tok, family, sub.facts, sub.candidates, batch_size=64)
+    assert meta["path"].startswith("one sequence per call")
+    assert got[1] == got[64] == alone
+    assert len({o["answer"] for o in alone.values() if o}) >= 3, "alike answers would prove nothing"
