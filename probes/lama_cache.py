@@ -62,13 +62,43 @@ def causal_logp(model, seqs: list[list[int]], positions: list[list[int]], pad_id
     return list(torch.split(logp, [len(ps) for ps in positions]))
 
 
-def _take_rows(cache, idx: torch.Tensor):
-    """A new KV cache holding batch rows ``idx`` of ``cache``; ``cache`` itself is untouched
-    (each layer object is copied, then re-indexed, which rebinds its tensors)."""
+def _side_by_side(cache, idx: torch.Tensor):
+    """A new KV cache whose row r holds the rows ``idx[r]`` of ``cache`` one after another along
+    the key axis: (R, G) indices -> (R, heads, G x width, dim) per layer; ``cache`` is untouched."""
+    R, G = idx.shape
     out = copy.copy(cache)
-    out.layers = [copy.copy(layer) for layer in cache.layers]
-    out.reorder_cache(idx)
+    out.layers = []
+    for layer in cache.layers:
+        new = copy.copy(layer)
+        for name in ("keys", "values"):
+            t = getattr(layer, name).index_select(0, idx.reshape(-1))                 # (R*G, h, W, d)
+            _, h, w, d = t.shape
+            setattr(new, name, t.view(R, G, h, w, d).transpose(1, 2).reshape(R, h, G * w, d))
+        out.layers.append(new)
     return out
+
+
+def continuation_rows(lengths: list[int], row_tokens: int, call_tokens: int) -> list[list[list[int]]]:
+    """Indices (in the order given) into passes of pass rows: consecutive items end to end, the
+    rows of about equal length (the total over as few rows of about ``row_tokens`` as it takes), at
+    most about ``call_tokens`` tokens a pass. Consecutive, so that items sorted by prompt row
+    share few cache rows per pass row; equal, so that a pass pads little."""
+    total = sum(lengths)
+    if not total:
+        return []
+    n_rows = -(-total // row_tokens)
+    target = total / n_rows
+    rows, cur, filled = [], [], 0
+    for i, n in enumerate(lengths):
+        cur.append(i)
+        filled += n
+        if filled >= target * (len(rows) + 1) - 1e-9 and len(rows) < n_rows - 1:
+            rows.append(cur)
+            cur = []
+    if cur:
+        rows.append(cur)
+    per_pass = max(1, call_tokens // row_tokens)
+    return [rows[s:s + per_pass] for s in range(0, len(rows), per_pass)]
 
 
 def pack_rows(lengths: list[int], row_tokens: int) -> list[list[int]]:
@@ -198,7 +228,8 @@ class PromptCache:
         ``first .. len(tokens)`` (row 0 is the slot, row j + 1 follows the continuation's token j).
         Every token runs through the body (the cache needs it), but the vocabulary head, as costly
         as the body on Gemma's 262k tokens, runs only on the rows asked for. Continuations are
-        packed into rows beside their prompt's cache row, at most ``call_tokens`` tokens a pass."""
+        packed end to end into pass rows of about equal length (``continuation_rows``), at most
+        ``call_tokens`` tokens a pass; a pass row sees the cache rows of every prompt it serves."""
         out: list = [None] * len(items)
         run, ready = [], []
         for k, (i, toks, first) in enumerate(items):
@@ -211,29 +242,25 @@ class PromptCache:
             logp = torch.split(head_logp(self.model, torch.cat(hid)), [len(h) for h in hid])
             for k, rows in zip(ready, logp):
                 out[k] = rows if out[k] is None else torch.cat([out[k], rows])
-        by_row: dict[int, list[int]] = {}
-        for k in run:
-            by_row.setdefault(self.where[items[k][0]][0], []).append(k)
-        packed = []                                  # (cache row, [items]) one per pass row
-        for r, ks in sorted(by_row.items()):
-            for members in pack_rows([len(items[k][1]) for k in ks], ROW_TOKENS // 2):
-                packed.append((r, [ks[m] for m in members]))
-        packed.sort(key=lambda rk: sum(len(items[k][1]) for k in rk[1]))
-        for batch in length_batches([sum(len(items[k][1]) for k in ks) for _, ks in packed],
-                              max(1, call_tokens // (ROW_TOKENS // 2))):
-            self._run([packed[b] for b in batch], items, out)
+        run.sort(key=lambda k: (self.where[items[k][0]][0], k))     # by cache row: few per pass row
+        for part in continuation_rows([len(items[k][1]) for k in run], ROW_TOKENS, call_tokens):
+            self._run([[run[m] for m in members] for members in part], items, out)
         return out
 
-    def _run(self, packed, items, out):
-        width = max(sum(len(items[k][1]) for k in ks) for _, ks in packed)
-        n = len(packed)
+    def _run(self, packed: list[list[int]], items, out):
+        """One pass: each pass row holds items end to end and sees the cache rows of their prompts
+        side by side (G of them at most; a row short of G repeats one, masked out)."""
+        lens = [sum(len(items[k][1]) for k in ks) for ks in packed]
+        width, n = max(lens), len(packed)
         ids = torch.zeros((n, width), dtype=torch.long)
         pos = torch.zeros((n, width), dtype=torch.long)
         q_fact = _NO_SEGMENT - torch.arange(width).repeat(n, 1)
         q_item = q_fact.clone()
         spans = []                                   # (item, pass row, first column, rows wanted)
-        for r, (_, ks) in enumerate(packed):
+        sources = []                                 # per pass row: the cache rows it sees
+        for r, ks in enumerate(packed):
             col = 0
+            sources.append(list(dict.fromkeys(self.where[items[k][0]][0] for k in ks)))
             for k in ks:
                 i, toks, first = items[k]
                 L = len(toks)
@@ -243,15 +270,20 @@ class PromptCache:
                 q_item[r, col:col + L] = k
                 spans.append((k, r, col, range(max(first - 1, 0), L)))
                 col += L
-        idx = torch.tensor([row for row, _ in packed])
-        seg, cpos = self.seg[idx], self.pos[idx]
+        G = max(map(len, sources))
+        idx = torch.tensor([src + src[:1] * (G - len(src)) for src in sources])          # (n, G)
+        W = self.seg.shape[1]
+        seg, cpos = self.seg[idx], self.pos[idx]                                         # (n, G, W)
+        for r, src in enumerate(sources):            # a repeated row is seen by no one
+            seg[r, len(src):] = 2 * _NO_SEGMENT - torch.arange((G - len(src)) * W).view(-1, W)
+        seg, cpos = seg.reshape(n, G * W), cpos.reshape(n, G * W)
         mask_cache = self._mask(q_fact, pos, seg, cpos)
         mask_new = self._mask(q_item, pos, q_item, pos)
         cat = (lambda a, b: torch.cat([a, b], dim=-1))
         mask = ({kind: cat(mask_cache[kind], mask_new[kind]) for kind in mask_cache}
                 if isinstance(mask_cache, dict) else cat(mask_cache, mask_new))
         hidden = self.base(input_ids=ids.to(self.dev), position_ids=pos.to(self.dev),
-                           attention_mask=mask, cache=_take_rows(self.cache, idx.to(self.dev)),
+                           attention_mask=mask, cache=_side_by_side(self.cache, idx.to(self.dev)),
                            use_cache=True).last_hidden_state                 # (n, width, H)
         rr = [r for _, r, col, want in spans for _ in want]
         cc = [col + j for _, r, col, want in spans for j in want]
