@@ -55,7 +55,9 @@ makes every object several tokens). Each example carries ``open``: {"answer", "c
 Batch invariance: a greedy answer must not depend on what shares its forward call. Models with a
 call-scoped quantizer (probes/callscope.py: torch dynamic int8, LLM.int8) are decoded one
 sequence per call, with no padding and no cache (every step one forward over prompt + answer so
-far): exact by construction. Other models are decoded in batches of up to ``batch_size`` prompts
+far): exact by construction. Causal models that score through the packed prompt cache are decoded
+on it (``PackedOpener``: the same masks and positions as the lenient ranking, no padding). Other
+models are decoded in batches of up to ``batch_size`` prompts
 of one length, with a KV cache: no batch is padded, so no row attends over, or is quantized
 with, a padding token, and only the rounding of larger matrix products can differ (a first,
 left-padded version gave different full-vocabulary ranks at batch 1 and 64 on a torchao-w8a8 BERT).
