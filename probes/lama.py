@@ -143,15 +143,17 @@ def _score_causal(model, tokenizer, plans, batch_size, bar, opener=None):
     with torch.inference_mode():
         for members in chunks:
             chunk = [plans[i] for i in members]
+            steps = None
             if cached:
                 prompts = PromptCache(model, [p.ctx for p in chunk], [p.seqs[p.gold][:-1] for p in chunk])
                 where = {id(p): i for i, p in enumerate(chunk)}
                 # the strict protocol's greedy answers (lama_open.PackedOpener) take a step in
                 # each of the search's passes, and finish alone after it
-                steps = opener.start([(p.fact, p.ctx) for p in chunk], prompts) if opener else None
+                if opener is not None:
+                    steps = opener.start([(p.fact, p.ctx) for p in chunk], prompts)
 
                 def path_rows(items):
-                    extra = steps.items() if steps else []
+                    extra = steps.items() if steps is not None else []
                     rows = prompts.rows([(where[id(p)], p.seqs[c][:-1], first) for p, c, first in items]
                                         + extra, call_tokens=4 * batch_size)
                     if extra:
@@ -170,7 +172,7 @@ def _score_causal(model, tokenizer, plans, batch_size, bar, opener=None):
                             out[b] = rows
                     return out
             trie_search(chunk, path_rows, rows_budget=4 * batch_size)
-            if cached and steps:
+            if steps is not None:
                 steps.finish()
             bar.update(len(chunk))
 

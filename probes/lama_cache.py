@@ -1,14 +1,15 @@
 """The causal LM's forward passes for LAMA scoring: the packed prompt cache, and the plain padded
 batch for models that cannot take it.
 
-    prompts = PromptCache(model, [ctx_ids, ...])        # one pass over a chunk's prompts
+    prompts = PromptCache(model, [ctx_ids, ...], [ids teacher-forced after each, ...])   # one pass
     rows = prompts.rows([(prompt index, continuation ids, first row)], call_tokens=256)
 
 Separate from probes/lama.py (which builds each fact's candidates and ranks them) because this is
 the one place that knows how a transformers causal LM's body takes a KV cache, positions and a
 4-D mask, and how prompts and continuations are packed into rows without padding; nothing here
-knows about facts or candidates. ``length_batches`` and ``pack_rows`` group indices by token
-count; tests/test_lama_cache.py checks that packed scores equal scoring each candidate alone.
+knows about facts or candidates. ``length_batches``, ``pack_rows`` and ``continuation_rows``
+group indices by token count; tests/test_lama_cache.py checks that packed scores equal scoring
+each candidate alone.
 """
 from __future__ import annotations
 
