@@ -110,24 +110,24 @@ def _score_causal(model, tokenizer, plans, batch_size, bar, opener=None):
     cache: dict = {}
     start_ids = [t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id) if t is not None][:1]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for plan in plans:
-        whole = plan.fact.causal_text is None
-        prompt, sep, right = _split(plan.fact.text if whole else plan.fact.causal_text)
-        _tok_all(tokenizer, [(sep if prompt else "") + c for c in plan.cands]
-                 + ([right] if whole and right.strip() else []), cache)
+    parts = []   # per plan: (prompt, what precedes a candidate, the text after the slot or None)
     for plan in plans:
         whole = plan.fact.causal_text is None
         plan.text = plan.fact.text if whole else plan.fact.causal_text
         plan.mode = "whole-sentence" if whole else "slot-last"
         prompt, sep, right = _split(plan.text)
+        parts.append((prompt, sep if prompt else "", right if whole and right.strip() else None))
+    _tok_all(tokenizer, [lead + c for plan, (_, lead, _) in zip(plans, parts) for c in plan.cands]
+             + [tail for *_, tail in parts if tail is not None], cache)
+    for plan, (prompt, lead, tail) in zip(plans, parts):
         ctx = tokenizer(prompt)["input_ids"] if prompt else []
         if not prompt or not ctx:
             ctx = start_ids + ctx   # something must predict the first object token
         if not ctx:
             raise ValueError("tokenizer has no BOS/EOS token to start a prompt with an empty prefix")
         plan.ctx = ctx
-        suffix = _tok(tokenizer, right, cache) if whole and right.strip() else []
-        plan.seqs = [_tok(tokenizer, (sep if prompt else "") + c, cache) + suffix for c in plan.cands]
+        suffix = cache[tail] if tail is not None else []
+        plan.seqs = [cache[lead + c] + suffix for c in plan.cands]
 
     scoped = call_scoped(model)
     if scoped:   # a statistic over the whole call: one call per prompt + candidate, by definition
