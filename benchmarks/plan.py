@@ -167,6 +167,11 @@ class Plan:
     sources: tuple = ()
     suggestion: tuple | None = None                 # (limit, seconds) when the run is long
 
+    def share(self, key: str, model: str, seconds: float) -> None:
+        """A cost paid once (a load, a compression, an extra baseline) by ``model``'s worker."""
+        self.shared[key] = seconds
+        self.owner[key] = model
+
     @property
     def total(self) -> float:
         return sum(self.seconds.values()) + sum(self.shared.values())
@@ -269,16 +274,13 @@ def estimate(cases, limits, lama_root, table: dict, speed_ratio: float, device: 
                 baselines.add((m, pr))
                 n_base = units(c, limits.get(pr), lama_root, table)   # at the probe's own limit
                 base, _ = probe_seconds(table, m, pr, "none", "none", n_base) if n_base else (None, "")
-                plan.shared[f"{m} baseline of {pr}"] = (base or 0.0) * k
-                plan.owner[f"{m} baseline of {pr}"] = m
+                plan.share(f"{m} baseline of {pr}", m, (base or 0.0) * k)
     for m in models:
-        plan.shared[f"load {m}"] = table.get("load", {}).get(m, 0.0) * k
-        plan.owner[f"load {m}"] = m
+        plan.share(f"load {m}", m, table.get("load", {}).get(m, 0.0) * k)
     for m, p, method in compressed:
         comp = table.get("compress", {}).get(m, {})
-        plan.shared[f"compress {m} {p}"] = comp.get(p, statistics.median(comp.values())
-                                                    if comp else 0.0) * k
-        plan.owner[f"compress {m} {p}"] = m
+        plan.share(f"compress {m} {p}", m, comp.get(p, statistics.median(comp.values())
+                                                    if comp else 0.0) * k)
     return plan
 
 
